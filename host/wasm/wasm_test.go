@@ -522,3 +522,34 @@ func TestWaitingForInstanceHonoursContext(t *testing.T) {
 		t.Fatalf("got %v, want canceled while waiting for an instance", err)
 	}
 }
+
+// TestABIExample builds the WAT processor of abi/ABI.md and checks that it
+// does what the document says.
+func TestABIExample(t *testing.T) {
+	root := fixture.Root(t)
+	doc, err := os.ReadFile(filepath.Join(root, "abi", "ABI.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(root, "abi", "testdata", "warn.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```wat\n"+string(src)+"```") {
+		t.Fatal("abi/testdata/warn.wat differs from the WAT example in abi/ABI.md")
+	}
+	r := newRuntime(t, wasm.Config{})
+	p := r.NewProcessor("warn", load(t, r, fixture.WAT(t, string(src), `{"name":"warn","version":"1.0.0"}`)), wasm.Limits{})
+	recs, err := p.Process(context.Background(), batch(3), 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("got %d records, want 3", len(recs))
+	}
+	for i, rec := range recs {
+		if rec.Index != uint32(i) || rec.Level != "warning" || len(rec.Tags) != 1 || rec.Tags[0] != (abi.Tag{Key: "source", Value: "wat"}) {
+			t.Errorf("record %d = %+v, want level warning and tag source=wat", i, rec)
+		}
+	}
+}
