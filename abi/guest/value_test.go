@@ -172,3 +172,30 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// FuzzPaths applies Get, Set and Delete with arbitrary paths to a parsed
+// event: nothing panics, a successful Set is visible to Get, and the
+// result is still valid JSON.
+func FuzzPaths(f *testing.F) {
+	f.Add("exception.values.0.type", "x")
+	f.Add("tags.a.b", "")
+	f.Add("exception.values.9", "y")
+	f.Add("..", "z")
+	f.Add("level", "warning")
+	f.Fuzz(func(t *testing.T, path, s string) {
+		v, err := Parse([]byte(`{"exception":{"values":[{"type":"E","value":"v"}]},"tags":{"a":"1"},"level":"error","n":[1,2]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Get(path)
+		if err := v.Set(path, NewString(s)); err == nil {
+			if got, ok := v.Get(path).Str(); !ok || got != s {
+				t.Fatalf("Set(%q, %q) then Get = %q, %v", path, s, got, ok)
+			}
+		}
+		v.Delete(path)
+		if out := v.JSON(); !json.Valid(out) {
+			t.Fatalf("invalid JSON after edits at %q: %s", path, out)
+		}
+	})
+}

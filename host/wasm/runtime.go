@@ -58,6 +58,9 @@ const (
 	// host's log.
 	maxLogLine         = 4 << 10
 	maxLogLinesPerCall = 100
+	// mergeGap is the widest run of zeros between data segments that Load
+	// merges across (see wasmbin.Options.MergeGap).
+	mergeGap = 256
 )
 
 // Config configures a Runtime. The zero value is usable: every zero field
@@ -334,7 +337,7 @@ func (r *Runtime) compile(ctx context.Context, bin []byte, key moduleKey, limits
 	if wasmbin.Has(secs, wasmbin.SecStart) {
 		return nil, invalid(StartSection, "module has a start function; processors initialize in %s, which the host runs under a deadline", abi.ExportInitialize)
 	}
-	opts := wasmbin.Options{MaxMemoryPages: key.pages}
+	opts := wasmbin.Options{MaxMemoryPages: key.pages, MergeGap: mergeGap}
 	if r.cfg.Interrupt == InterruptLoopsAndCalls || r.cfg.Interrupt == InterruptLoops {
 		opts.YieldModule, opts.YieldName = abi.ImportModule, abi.FuncVersion
 		opts.CheckCalls = r.cfg.Interrupt == InterruptLoopsAndCalls

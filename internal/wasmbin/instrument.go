@@ -3,6 +3,7 @@ package wasmbin
 import (
 	"errors"
 	"fmt"
+	"sort"
 )
 
 // Options configures Instrument.
@@ -24,6 +25,12 @@ type Options struct {
 	// missing maximum is lowered to it, and an initial size above it is an
 	// error. Zero leaves memory alone.
 	MaxMemoryPages uint32
+	// MergeGap, when positive, merges active data segments separated by at
+	// most this many bytes into one, filling the gap with zeros (the value
+	// fresh memory has). Go writes one segment per non-zero run, tens of
+	// thousands in all, and the runtime pays for each when an instance
+	// starts. Modules with passive segments are left alone.
+	MergeGap int
 }
 
 // DefaultInterval is the default number of iterations between yields: a
@@ -36,6 +43,7 @@ const DefaultInterval = 10000
 type Stats struct {
 	Functions int // function bodies rewritten
 	Checks    int // countdown checks inserted
+	Segments  int // data segments after merging
 }
 
 // ErrMemoryTooLarge is returned when a module's initial memory exceeds
@@ -89,6 +97,8 @@ func Instrument(module []byte, opt Options) ([]byte, Stats, error) {
 			check = countdownCheck(fuel, uint32(imp.yieldIndex), interval)
 		case s.ID == SecCode && yield:
 			s.Data, err = instrumentCode(s.Data, check, opt.CheckCalls, &st)
+		case s.ID == SecData && opt.MergeGap > 0 && !Has(secs, SecDataCount):
+			s.Data, err = mergeData(s.Data, opt.MergeGap, &st)
 		}
 		if err != nil {
 			return nil, st, err
@@ -424,4 +434,70 @@ func skipSIMD(r *reader, sub uint32) {
 		r.u32()
 		r.byte()
 	}
+}
+
+type segment struct {
+	offset uint32
+	data   []byte
+	owned  bool // data is a copy, not the module's bytes
+}
+
+// mergeData merges active data segments of memory 0 with constant offsets.
+// It returns the section unchanged if any segment is of another kind or
+// segments overlap.
+func mergeData(data []byte, gap int, st *Stats) ([]byte, error) {
+	r := reader{b: data}
+	n := r.u32()
+	segs := make([]segment, 0, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if flag := r.u32(); flag != 0 {
+			st.Segments = int(n)
+			return data, nil // passive or explicit memory index
+		}
+		if r.byte() != 0x41 { // i32.const
+			st.Segments = int(n)
+			return data, nil
+		}
+		off := r.leb(32)
+		if r.byte() != 0x0b {
+			r.fail(errors.New("data segment offset is not a constant expression"))
+		}
+		size := r.u32()
+		segs = append(segs, segment{offset: uint32(off), data: r.bytes(int(size))})
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("data section: %w", r.err)
+	}
+	// Without overlaps the order of active segments does not matter.
+	sort.Slice(segs, func(i, j int) bool { return segs[i].offset < segs[j].offset })
+	var merged []segment
+	for _, s := range segs {
+		if k := len(merged); k > 0 {
+			last := &merged[k-1]
+			end := uint64(last.offset) + uint64(len(last.data))
+			if uint64(s.offset) < end {
+				st.Segments = int(n)
+				return data, nil // overlapping: order matters, leave alone
+			}
+			if uint64(s.offset)-end <= uint64(gap) {
+				if !last.owned {
+					last.data, last.owned = append([]byte(nil), last.data...), true
+				}
+				last.data = append(last.data, make([]byte, uint64(s.offset)-end)...)
+				last.data = append(last.data, s.data...)
+				continue
+			}
+		}
+		merged = append(merged, s)
+	}
+	out := appendU32(nil, uint32(len(merged)))
+	for _, s := range merged {
+		out = append(out, 0x00, 0x41)
+		out = appendS32(out, int32(s.offset))
+		out = append(out, 0x0b)
+		out = appendU32(out, uint32(len(s.data)))
+		out = append(out, s.data...)
+	}
+	st.Segments = len(merged)
+	return out, nil
 }

@@ -224,3 +224,34 @@ func FuzzInstrument(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeData(t *testing.T) {
+	src := `(module (memory (export "memory") 1)
+  (data (i32.const 100) "ef") (data (i32.const 10) "ab") (data (i32.const 14) "cd")
+  (func (export "at") (param i32) (result i32) (i32.load8_u (local.get 0))))`
+	bin := fixture.WAT(t, src, "")
+	out, st, err := wasmbin.Instrument(bin, wasmbin.Options{MergeGap: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Segments != 2 {
+		t.Errorf("got %d segments, want 2 (10..16 merged, 100 apart)", st.Segments)
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	for _, b := range [][]byte{bin, out} {
+		mod, err := r.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithName(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem, _ := mod.Memory().Read(0, 128)
+		if got := string(bytes.Trim(mem[10:16], "\x00")); mem[10] != 'a' || mem[14] != 'c' || mem[12] != 0 || mem[100] != 'e' {
+			t.Errorf("memory after instantiation: %q", got)
+		}
+	}
+	passive := fixture.WAT(t, `(module (memory 1) (data "x") (data (i32.const 0) "y"))`, "")
+	if out, st, err := wasmbin.Instrument(passive, wasmbin.Options{MergeGap: 8}); err != nil || st.Segments != 2 || !bytes.Equal(out, passive) {
+		t.Errorf("module with a passive segment was changed: %d segments, %v", st.Segments, err)
+	}
+}
