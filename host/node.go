@@ -25,6 +25,10 @@ import (
 // versions from the store, so that changes made through another node apply.
 const DefaultSyncInterval = 2 * time.Second
 
+// streamCloseGrace is how long shutdown waits for stream clients to answer
+// their close frame.
+const streamCloseGrace = 2 * time.Second
+
 // Publisher receives committed events to push to live streams.
 type Publisher interface {
 	ingest.Observer
@@ -172,7 +176,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if n.cfg.Streams != nil {
-		if err := n.cfg.Streams.Close(ctx); err != nil {
+		// Subscribers get a close frame; those that do not answer it within
+		// the grace period are cut off rather than holding up the exit.
+		sctx, cancel := context.WithTimeout(ctx, streamCloseGrace)
+		err := n.cfg.Streams.Close(sctx)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			errs = append(errs, err)
 		}
 	}
@@ -185,6 +194,17 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) registerMetrics() {
 	m := n.Metrics
+	if s, ok := n.cfg.Streams.(interface {
+		Subscribers() int
+		Dropped() uint64
+	}); ok {
+		subs := m.Gauge("mesher_stream_subscribers", "Live-stream subscribers connected to this node.")
+		dropped := m.Gauge("mesher_stream_dropped_messages", "Messages dropped for subscribers that could not keep up.")
+		m.OnScrape(func() {
+			subs.Set(float64(s.Subscribers()))
+			dropped.Set(float64(s.Dropped()))
+		})
+	}
 	m.OnScrape(func() {
 		for _, s := range n.Registry.Statuses() {
 			labels := []string{"processor", s.Name, "version", s.SHA256[:12]}

@@ -24,6 +24,8 @@ func main() {
 const usage = `usage: mesher <command> [arguments]
 
 commands:
+  serve [flags]                                run a node (mesher serve -h lists the settings)
+  stream -project P -key K [-level L]          print a project's live stream
   manifest set <module.wasm> <manifest.json>   embed a manifest into a processor module
   manifest get <module.wasm>                   print the manifest of a module
 `
@@ -35,8 +37,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("no command given")
 	}
 	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "manifest":
 		return runManifest(args[1:], stdout)
+	case "stream":
+		return runStream(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -129,6 +129,9 @@ func New(cfg Config) *API {
 	a.mRejected = func(reason string) *metrics.Counter {
 		return m.Counter("mesher_ingest_requests_rejected_total", "Ingestion requests refused, by reason.", "reason", reason)
 	}
+	for _, reason := range []string{"invalid", "unauthorized", "too_large", "rate_limited", "queue_full", "shutting_down", "unavailable", "error"} {
+		a.mRejected(reason) // every series exists from the start, at 0
+	}
 	a.mAccepted = m.Counter("mesher_events_accepted_total", "Events acknowledged with 202 (committed).")
 	a.mSampled = m.Counter("mesher_events_dropped_total", "Events dropped on purpose after acceptance.", "reason", "sampled")
 	a.router = a.routes()

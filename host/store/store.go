@@ -26,6 +26,10 @@ var (
 
 // Store is a node's durable state. Implementations are safe for concurrent
 // use. Every method that returns a record returns a copy the caller owns.
+// Every method honours its ctx.
+//
+// Times are kept to the microsecond and returned in UTC. A write whose
+// created or updated time is zero gets the store's clock.
 type Store interface {
 	Projects
 	Keys
@@ -59,11 +63,14 @@ type ProjectSettings struct {
 
 // Projects stores projects.
 type Projects interface {
-	// CreateProject stores p; ErrConflict if the slug is taken.
+	// CreateProject stores p; ErrConflict if the slug or the id is taken.
 	CreateProject(ctx context.Context, p *Project) error
 	// Project returns a project by id or slug.
 	Project(ctx context.Context, idOrSlug string) (*Project, error)
+	// ListProjects returns every project, oldest first.
 	ListProjects(ctx context.Context) ([]*Project, error)
+	// UpdateProjectSettings replaces a project's settings; ErrNotFound if
+	// there is no such project.
 	UpdateProjectSettings(ctx context.Context, id string, s ProjectSettings) error
 }
 
@@ -80,11 +87,15 @@ type APIKey struct {
 
 // Keys stores API keys.
 type Keys interface {
+	// CreateAPIKey stores k: ErrNotFound if its project does not exist,
+	// ErrConflict if its id or hash is taken.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// APIKeyByHash returns the key with that hash, revoked or not.
 	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// ListAPIKeys returns a project's keys, oldest first.
 	ListAPIKeys(ctx context.Context, projectID string) ([]*APIKey, error)
-	// RevokeAPIKey marks a key revoked; revoking twice is not an error.
+	// RevokeAPIKey marks a key revoked; revoking twice is not an error and
+	// keeps the first time. ErrNotFound if there is no such key.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 }
 
@@ -95,15 +106,16 @@ type Module struct {
 	SHA256    string          `json:"sha256"`
 	Size      int             `json:"size"`
 	Manifest  json.RawMessage `json:"manifest"`
-	CreatedAt time.Time       `json:"created_at"`
-	Wasm      []byte          `json:"-"` // filled only by ModuleVersion
+	CreatedAt time.Time       `json:"created_at"` // when these bytes were first stored under this name
+	Wasm      []byte          `json:"-"`          // filled only by ModuleVersion and ModuleBySHA
 }
 
 // Modules stores processor modules. A processor's current version is the
 // one uploaded last.
 type Modules interface {
-	// PutModule stores a version of processor m.Name; storing the same bytes
-	// again makes that version current again.
+	// PutModule stores a version of processor m.Name and makes it current;
+	// storing the same bytes again makes that version current again. It
+	// sets m.CreatedAt to when these bytes were first stored.
 	PutModule(ctx context.Context, m *Module) error
 	// Module returns the current version of a processor, without its bytes.
 	Module(ctx context.Context, name string) (*Module, error)
@@ -111,10 +123,10 @@ type Modules interface {
 	ModuleVersion(ctx context.Context, name, sha256 string) (*Module, error)
 	// ModuleBySHA returns any module with these bytes, with its bytes.
 	ModuleBySHA(ctx context.Context, sha256 string) (*Module, error)
-	// ListModules returns the current version of every processor.
+	// ListModules returns the current version of every processor, by name.
 	ListModules(ctx context.Context) ([]*Module, error)
 	// DeleteModule deletes a processor and all its versions: ErrConflict
-	// if a pipeline uses it.
+	// if a pipeline uses it, ErrNotFound if there is no such processor.
 	DeleteModule(ctx context.Context, name string) error
 }
 
@@ -136,14 +148,21 @@ type Pipeline struct {
 // Pipelines stores pipelines.
 type Pipelines interface {
 	// PutPipeline replaces a project's pipeline and sets p.Revision.
+	// ErrNotFound if the project does not exist or a step names a processor,
+	// or pins a version, that is not stored: a stored pipeline only uses
+	// stored processors (DeleteModule keeps it so).
 	PutPipeline(ctx context.Context, p *Pipeline) error
 	// Pipeline returns a project's pipeline; a project that never had one
-	// has an empty pipeline at revision 0.
+	// has an empty pipeline at revision 0. ErrNotFound if the project does
+	// not exist.
 	Pipeline(ctx context.Context, projectID string) (*Pipeline, error)
+	// ListPipelines returns every stored pipeline.
 	ListPipelines(ctx context.Context) ([]*Pipeline, error)
 }
 
-// Event is a processed event, ready to be stored.
+// Event is a processed event, ready to be stored. Body and Flags must be
+// JSON. Text a database cannot hold (NUL characters, invalid UTF-8) is
+// stored as U+FFFD rather than failing the batch.
 type Event struct {
 	ID          string            `json:"id"` // UUID
 	ProjectID   string            `json:"project_id"`
@@ -156,7 +175,7 @@ type Event struct {
 	Release     string            `json:"release,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	Timestamp   time.Time         `json:"timestamp"`   // when it happened (UTC)
-	ReceivedAt  time.Time         `json:"received_at"` // when the node accepted it (UTC)
+	ReceivedAt  time.Time         `json:"received_at"` // when the node accepted it (UTC); zero means now
 	Body        json.RawMessage   `json:"event"`       // the whole processed event
 	Flags       json.RawMessage   `json:"flags,omitempty"`
 }
@@ -168,10 +187,10 @@ type Issue struct {
 	Fingerprint string    `json:"fingerprint"`
 	Title       string    `json:"title"`
 	Level       string    `json:"level"`
-	Status      string    `json:"status"` // unresolved, resolved, archived
-	Count       int64     `json:"count"`
-	FirstSeen   time.Time `json:"first_seen"`
-	LastSeen    time.Time `json:"last_seen"`
+	Status      string    `json:"status"`     // unresolved, resolved, archived
+	Count       int64     `json:"count"`      // events stored
+	FirstSeen   time.Time `json:"first_seen"` // earliest event timestamp
+	LastSeen    time.Time `json:"last_seen"`  // latest event timestamp
 }
 
 // Issue statuses.
@@ -181,10 +200,12 @@ const (
 	StatusArchived   = "archived"
 )
 
-// Committed is the outcome of storing one event.
+// Committed is the outcome of storing one event. When a batch brings
+// several events to one issue, NewIssue and Regressed are reported on the
+// first of them.
 type Committed struct {
-	Duplicate bool  // an event with this id was already stored; nothing changed
-	IssueID   int64 // the issue the event was grouped into
+	Duplicate bool  // an event with this id was already stored, by this batch or before; nothing changed
+	IssueID   int64 // the issue the event (or, for a duplicate, the stored event) was grouped into
 	NewIssue  bool  // the issue was created by this event
 	Regressed bool  // the issue was resolved and is unresolved again
 }
@@ -192,18 +213,24 @@ type Committed struct {
 // Events stores events and groups them into issues.
 type Events interface {
 	// Commit stores a batch atomically: all or nothing. An event whose id
-	// is already stored for its project is a duplicate and changes nothing
-	// (resends are idempotent). Every other event is grouped into the issue
-	// of its project and fingerprint, which is created if new, counted,
-	// given the event's time as last seen and the higher level, and made
-	// unresolved again if it was resolved. It returns one result per event,
-	// in order, and sets each event's IssueID.
+	// is already stored for its project, or appears earlier in the batch,
+	// is a duplicate and changes nothing (resends are idempotent). Every
+	// other event is grouped into the issue of its project and fingerprint,
+	// which is created if new (with the first event's title), counted,
+	// given the earliest event time as first seen, the latest as last seen
+	// and the more severe level (debug < info < warning < error < fatal;
+	// unknown ranks as error), and made unresolved again if it was resolved
+	// (an archived issue stays archived). It returns one result per event,
+	// in order, and sets each event's IssueID, and a zero ReceivedAt to
+	// now. An event of a project that does not exist fails the batch with
+	// ErrNotFound.
 	Commit(ctx context.Context, events []*Event) ([]Committed, error)
 	// Event returns one stored event of a project.
 	Event(ctx context.Context, projectID, id string) (*Event, error)
 	// Issue returns one issue of a project.
 	Issue(ctx context.Context, projectID string, id int64) (*Issue, error)
-	// SetIssueStatus changes an issue's status.
+	// SetIssueStatus changes an issue's status; ErrNotFound if the project
+	// has no such issue.
 	SetIssueStatus(ctx context.Context, projectID string, id int64, status string) error
 }
 

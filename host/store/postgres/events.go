@@ -1,0 +1,399 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mesher-dev/mesher/host/store"
+	"github.com/mesher-dev/mesher/host/store/internal/batch"
+)
+
+type eventKey struct{ project, id [16]byte }
+
+// Commit stores a batch in one transaction, in four steps, each one
+// statement or one pipelined round trip for the whole batch:
+//
+//  1. Insert (project_id, event_id) of every distinct event into event_ids,
+//     ON CONFLICT DO NOTHING RETURNING: what comes back is new, the rest
+//     are resends.
+//  2. Group the new events by issue and, in one pipeline: insert the
+//     issues that do not exist yet (ON CONFLICT DO NOTHING RETURNING tells
+//     which this batch created); lock every issue of the batch with SELECT
+//     … FOR UPDATE, reading its id and status before the update; update
+//     them all (count, first and last seen, level, status).
+//  3. COPY the new events into events.
+//  4. Commit.
+//
+// Each step that takes row locks takes them in one order, sorted by key —
+// event_ids by (project_id, event_id), issues by (project_id, fingerprint)
+// — and a transaction only waits, in a step, for locks other transactions
+// took in that same step (an issue's row exists, committed, before any
+// transaction can lock it in step 2's SELECT): so nodes committing
+// overlapping batches at the same time wait for each other but never
+// deadlock.
+func (s *Store) Commit(ctx context.Context, events []*store.Event) ([]store.Committed, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, wrap("commit", err)
+	}
+	now := s.now()
+	keys := make([]eventKey, len(events))
+	for i, e := range events {
+		var ok1, ok2 bool
+		keys[i].project, ok1 = batch.ParseUUID(e.ProjectID)
+		keys[i].id, ok2 = batch.ParseUUID(e.ID)
+		if !ok1 {
+			return nil, fmt.Errorf("commit: event %d: project %q: %w", i, e.ProjectID, store.ErrNotFound)
+		}
+		if !ok2 {
+			return nil, fmt.Errorf("commit: event %d: id %q is not a UUID", i, e.ID)
+		}
+		if e.ReceivedAt.IsZero() {
+			e.ReceivedAt = now
+		}
+	}
+	first := batch.FirstIndex(events)
+	results := make([]store.Committed, len(events))
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, wrap("commit: begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	// 1. Which events are new.
+	isNew, err := insertEventIDs(ctx, tx, events, keys, first)
+	if err != nil {
+		return nil, err
+	}
+	newEvent := func(i int) bool { return first[i] == i && isNew[keys[i]] }
+
+	// 2. Issues.
+	groups := batch.Groups(events, newEvent)
+	var dups []int // resends of events stored by an earlier batch
+	for i := range events {
+		if first[i] == i && !isNew[keys[i]] {
+			dups = append(dups, i)
+		}
+	}
+	issueIDs, err := upsertIssues(ctx, tx, events, keys, groups, dups, results, now)
+	if err != nil {
+		return nil, err
+	}
+
+	// 3. Events.
+	rows := make([][]any, 0, len(events))
+	for i, e := range events {
+		if !newEvent(i) {
+			continue
+		}
+		var tags, body, flags any
+		if len(e.Tags) > 0 {
+			b, err := json.Marshal(e.Tags)
+			if err != nil {
+				return nil, fmt.Errorf("commit: event %d: tags: %w", i, err)
+			}
+			tags = batch.CleanJSON(b)
+		}
+		if len(e.Body) > 0 {
+			body = batch.CleanJSON(e.Body)
+		}
+		if len(e.Flags) > 0 {
+			flags = batch.CleanJSON(e.Flags)
+		}
+		rows = append(rows, []any{keys[i].id, keys[i].project, results[i].IssueID,
+			batch.CleanText(e.Fingerprint), batch.CleanText(e.Title), batch.CleanText(e.Level),
+			batch.CleanText(e.Message), batch.CleanText(e.Environment), batch.CleanText(e.Release),
+			tags, e.Timestamp, e.ReceivedAt, body, flags})
+	}
+	if len(rows) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+			return nil, wrap("commit: copy events", err)
+		}
+	}
+
+	// 4.
+	if err := tx.Commit(ctx); err != nil {
+		return nil, wrap("commit", err)
+	}
+	for i, e := range events {
+		if first[i] != i {
+			results[i] = store.Committed{Duplicate: true, IssueID: results[first[i]].IssueID}
+		} else if !newEvent(i) {
+			results[i] = store.Committed{Duplicate: true, IssueID: issueIDs[keys[i]]}
+		}
+		e.IssueID = results[i].IssueID
+	}
+	return results, nil
+}
+
+// insertEventIDs inserts the batch's distinct (project, id) pairs into
+// event_ids, sorted, and returns those that were not there.
+func insertEventIDs(ctx context.Context, tx pgx.Tx, events []*store.Event, keys []eventKey, first []int) (map[eventKey]bool, error) {
+	var projects, ids [][16]byte
+	var received []time.Time
+	for i, e := range events {
+		if first[i] == i {
+			projects = append(projects, keys[i].project)
+			ids = append(ids, keys[i].id)
+			received = append(received, e.ReceivedAt)
+		}
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO event_ids (project_id, event_id, received_at)
+		SELECT p, e, r FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS u (p, e, r) ORDER BY p, e
+		ON CONFLICT DO NOTHING
+		RETURNING project_id, event_id`, projects, ids, received)
+	if err != nil {
+		return nil, wrap("commit: insert event ids", err)
+	}
+	isNew := make(map[eventKey]bool, len(ids))
+	var k eventKey
+	if _, err := pgx.ForEachRow(rows, []any{&k.project, &k.id}, func() error {
+		isNew[k] = true
+		return nil
+	}); err != nil {
+		return nil, wrap("commit: insert event ids", err)
+	}
+	return isNew, nil
+}
+
+// upsertIssues creates, locks and updates the issues of groups in one
+// pipelined round trip, fills results for the groups' events, and returns
+// the issue ids of dups, earlier events the batch resends.
+func upsertIssues(ctx context.Context, tx pgx.Tx, events []*store.Event, keys []eventKey, groups []*batch.Group,
+	dups []int, results []store.Committed, now time.Time) (map[eventKey]int64, error) {
+	b := &pgx.Batch{}
+	n := len(groups)
+	var (
+		projects    = make([][16]byte, n)
+		fps         = make([]string, n)
+		titles      = make([]string, n)
+		levels      = make([]string, n)
+		counts      = make([]int64, n)
+		firstSeen   = make([]time.Time, n)
+		lastSeen    = make([]time.Time, n)
+		projectSet  = make(map[[16]byte]bool)
+		projectList [][16]byte
+	)
+	for j, g := range groups {
+		projects[j] = keys[g.First].project
+		fps[j], titles[j], levels[j] = g.Fingerprint, g.Title, g.Level
+		counts[j], firstSeen[j], lastSeen[j] = g.Count, g.FirstSeen, g.LastSeen
+		if !projectSet[projects[j]] {
+			projectSet[projects[j]] = true
+			projectList = append(projectList, projects[j])
+		}
+	}
+	if n > 0 {
+		// Unknown projects, for a clear error; the foreign key of issues
+		// is what guarantees it.
+		b.Queue(`SELECT p::text FROM unnest($1::uuid[]) AS p WHERE NOT EXISTS (SELECT 1 FROM projects WHERE id = p)`,
+			projectList)
+		b.Queue(`INSERT INTO issues (project_id, fingerprint, title, level, status, count, first_seen, last_seen, created_at, updated_at)
+			SELECT p, f, t, l, 'unresolved', 0, fs, ls, $7, $7
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[]) AS u (p, f, t, l, fs, ls)
+			ORDER BY p, f COLLATE "C"
+			ON CONFLICT (project_id, fingerprint) DO NOTHING
+			RETURNING project_id, fingerprint`, projects, fps, titles, levels, firstSeen, lastSeen, now)
+		b.Queue(`SELECT i.id, i.project_id, i.fingerprint, i.status
+			FROM issues i JOIN unnest($1::uuid[], $2::text[]) AS u (p, f) ON i.project_id = u.p AND i.fingerprint = u.f
+			ORDER BY i.project_id, i.fingerprint COLLATE "C"
+			FOR UPDATE OF i`, projects, fps)
+		b.Queue(`UPDATE issues i SET
+				count = i.count + u.n,
+				first_seen = least(i.first_seen, u.fs),
+				last_seen = greatest(i.last_seen, u.ls),
+				level = CASE WHEN mesher_level_rank(u.l) > mesher_level_rank(i.level) THEN u.l ELSE i.level END,
+				status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
+				resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
+				regressed_at = CASE WHEN i.status = 'resolved' THEN $7 ELSE i.regressed_at END,
+				updated_at = $7
+			FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[], $6::timestamptz[]) AS u (p, f, n, l, fs, ls)
+			WHERE i.project_id = u.p AND i.fingerprint = u.f`, projects, fps, counts, levels, firstSeen, lastSeen, now)
+	}
+	if len(dups) > 0 {
+		dp, di := make([][16]byte, len(dups)), make([][16]byte, len(dups))
+		for j, i := range dups {
+			dp[j], di[j] = keys[i].project, keys[i].id
+		}
+		b.Queue(`SELECT d.project_id, d.event_id, e.issue_id
+			FROM unnest($1::uuid[], $2::uuid[]) AS u (p, e)
+			JOIN event_ids d ON d.project_id = u.p AND d.event_id = u.e
+			JOIN events e ON e.project_id = d.project_id AND e.received_at = d.received_at AND e.id = d.event_id`, dp, di)
+	}
+	if b.Len() == 0 {
+		return nil, nil
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	type issueKey struct {
+		project     [16]byte
+		fingerprint string
+	}
+	created := make(map[issueKey]bool)
+	ids := make(map[issueKey]int64, n)
+	regressed := make(map[issueKey]bool)
+	if n > 0 {
+		unknown, err := pgx.CollectRows(mustRows(br.Query()), pgx.RowTo[string])
+		if err != nil {
+			return nil, wrap("commit: check projects", err)
+		}
+		if len(unknown) > 0 {
+			return nil, fmt.Errorf("commit: project %s: %w", strings.Join(unknown, ", "), store.ErrNotFound)
+		}
+		var k issueKey
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&k.project, &k.fingerprint}, func() error {
+			created[k] = true
+			return nil
+		}); err != nil {
+			if pgCode(err) == codeForeignKeyViolation {
+				return nil, fmt.Errorf("commit: %w: %w", store.ErrNotFound, err)
+			}
+			return nil, wrap("commit: insert issues", err)
+		}
+		var id int64
+		var status string
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &k.project, &k.fingerprint, &status}, func() error {
+			ids[k] = id
+			regressed[k] = status == store.StatusResolved
+			return nil
+		}); err != nil {
+			return nil, wrap("commit: lock issues", err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return nil, wrap("commit: update issues", err)
+		}
+	}
+	var dupIssues map[eventKey]int64
+	if len(dups) > 0 {
+		dupIssues = make(map[eventKey]int64, len(dups))
+		var k eventKey
+		var id int64
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&k.project, &k.id, &id}, func() error {
+			dupIssues[k] = id
+			return nil
+		}); err != nil {
+			return nil, wrap("commit: look up resent events", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, wrap("commit: issues", err)
+	}
+	for j, g := range groups {
+		k := issueKey{projects[j], fps[j]}
+		id, ok := ids[k]
+		if !ok { // cannot happen: the row was inserted or found, and locked
+			return nil, fmt.Errorf("commit: issue of project %s fingerprint %q vanished", g.ProjectID, g.Fingerprint)
+		}
+		for _, i := range g.Events {
+			results[i].IssueID = id
+		}
+		results[g.First].NewIssue = created[k]
+		results[g.First].Regressed = regressed[k] && !created[k]
+	}
+	return dupIssues, nil
+}
+
+// mustRows lets pgx.CollectRows and pgx.ForEachRow report a batch query's
+// error, which BatchResults.Query returns in its rows.
+func mustRows(rows pgx.Rows, err error) pgx.Rows { return rows }
+
+const eventSelect = `SELECT e.id, e.project_id, e.issue_id, e.fingerprint, e.title, e.level, e.message, e.environment,
+	e.release, e.tags, e."timestamp", e.received_at, e.body, e.flags`
+
+// Event returns one stored event of a project.
+func (s *Store) Event(ctx context.Context, projectID, id string) (*store.Event, error) {
+	op := fmt.Sprintf("event %s of project %s", id, projectID)
+	pid, ok1 := batch.ParseUUID(projectID)
+	eid, ok2 := batch.ParseUUID(id)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	// received_at from event_ids picks the one partition to look in.
+	var received time.Time
+	err := s.pool.QueryRow(ctx, "SELECT received_at FROM event_ids WHERE project_id = $1 AND event_id = $2", pid, eid).Scan(&received)
+	if isNoRows(err) {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	var e store.Event
+	var tags, body, flags []byte
+	err = s.pool.QueryRow(ctx, eventSelect+` FROM events e
+		WHERE e.project_id = $1 AND e.received_at = $2 AND e.id = $3`, pid, received, eid).Scan(
+		&e.ID, &e.ProjectID, &e.IssueID, &e.Fingerprint, &e.Title, &e.Level, &e.Message, &e.Environment,
+		&e.Release, &tags, &e.Timestamp, &e.ReceivedAt, &body, &flags)
+	if isNoRows(err) {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(tags) > 0 {
+		if err := json.Unmarshal(tags, &e.Tags); err != nil {
+			return nil, fmt.Errorf("%s: tags: %w", op, err)
+		}
+	}
+	if len(body) > 0 {
+		e.Body = body
+	}
+	if len(flags) > 0 {
+		e.Flags = flags
+	}
+	e.Timestamp, e.ReceivedAt = e.Timestamp.UTC(), e.ReceivedAt.UTC()
+	return &e, nil
+}
+
+// Issue returns one issue of a project.
+func (s *Store) Issue(ctx context.Context, projectID string, id int64) (*store.Issue, error) {
+	op := fmt.Sprintf("issue %d of project %s", id, projectID)
+	pid, ok := batch.ParseUUID(projectID)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	var is store.Issue
+	err := s.pool.QueryRow(ctx, `SELECT id, project_id, fingerprint, title, level, status, count, first_seen, last_seen
+		FROM issues WHERE project_id = $1 AND id = $2`, pid, id).Scan(
+		&is.ID, &is.ProjectID, &is.Fingerprint, &is.Title, &is.Level, &is.Status, &is.Count, &is.FirstSeen, &is.LastSeen)
+	if isNoRows(err) {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	is.FirstSeen, is.LastSeen = is.FirstSeen.UTC(), is.LastSeen.UTC()
+	return &is, nil
+}
+
+// SetIssueStatus changes an issue's status. Resolving records when;
+// anything else clears it.
+func (s *Store) SetIssueStatus(ctx context.Context, projectID string, id int64, status string) error {
+	op := fmt.Sprintf("set status of issue %d of project %s", id, projectID)
+	switch status {
+	case store.StatusUnresolved, store.StatusResolved, store.StatusArchived:
+	default:
+		return fmt.Errorf("%s: status %q is not one of unresolved, resolved, archived", op, status)
+	}
+	pid, ok := batch.ParseUUID(projectID)
+	if !ok {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE issues SET status = $3, updated_at = $4,
+		resolved_at = CASE WHEN $3 = 'resolved' THEN coalesce(resolved_at, $4) END
+		WHERE project_id = $1 AND id = $2`, pid, id, status, s.now())
+	if err != nil {
+		return wrap(op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	return nil
+}
