@@ -13,6 +13,18 @@ import (
 type Streams struct {
 	*stream.Hub
 	log *slog.Logger
+	// Remote, if set, receives every message too, to pass on to other
+	// nodes' subscribers, and says which projects other nodes watch.
+	Remote Relay
+}
+
+// Relay carries stream messages to subscribers on other nodes.
+type Relay interface {
+	// Watched reports whether a subscriber on another node watches the
+	// project. It must be fast.
+	Watched(projectID string) bool
+	// Relay hands a message over for other nodes; it must not block.
+	Relay(m stream.Message)
 }
 
 // NewStreams returns a Publisher over hub.
@@ -39,13 +51,22 @@ func (s *Streams) Committed(events []*store.Event, results []store.Committed) {
 		}
 	}
 	announced := map[issueKey]bool{}
+	watched := map[string]bool{}
 	for i, e := range events {
 		r := results[i]
 		if r.Duplicate {
 			continue
 		}
+		w, ok := watched[e.ProjectID]
+		if !ok {
+			w = s.ProjectSubscribers(e.ProjectID) > 0 || (s.Remote != nil && s.Remote.Watched(e.ProjectID))
+			watched[e.ProjectID] = w
+		}
+		if !w {
+			continue // nobody watches: skip encoding
+		}
 		if m, err := stream.EventMessage(e); err == nil {
-			s.Publish(m)
+			s.publish(m)
 		} else {
 			s.log.Error("cannot publish event", "event", e.ID, "err", err)
 		}
@@ -66,7 +87,14 @@ func (s *Streams) Committed(events []*store.Event, results []store.Committed) {
 			is.Count, is.FirstSeen = counts[k], e.Timestamp
 		}
 		if m, err := stream.IssueMessage(action, is); err == nil {
-			s.Publish(m)
+			s.publish(m)
 		}
+	}
+}
+
+func (s *Streams) publish(m stream.Message) {
+	s.Publish(m)
+	if s.Remote != nil {
+		s.Remote.Relay(m)
 	}
 }

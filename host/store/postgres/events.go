@@ -15,19 +15,29 @@ import (
 
 type eventKey struct{ project, id [16]byte }
 
+// copyThreshold is the batch size from which new events are written with
+// COPY. Below it they are inserted by one INSERT … SELECT FROM unnest,
+// pipelined with the issue statements and the COMMIT, so that a small
+// batch costs two round trips instead of five: under load every round trip
+// waits for two processes to be scheduled, and single-event requests
+// commit in small batches.
+const copyThreshold = 200
+
 // Commit stores a batch in one transaction, in four steps, each one
 // statement or one pipelined round trip for the whole batch:
 //
-//  1. Insert (project_id, event_id) of every distinct event into event_ids,
-//     ON CONFLICT DO NOTHING RETURNING: what comes back is new, the rest
-//     are resends.
+//  1. Begin, and insert (project_id, event_id) of every distinct event into
+//     event_ids, ON CONFLICT DO NOTHING RETURNING: what comes back is new,
+//     the rest are resends.
 //  2. Group the new events by issue and, in one pipeline: insert the
 //     issues that do not exist yet (ON CONFLICT DO NOTHING RETURNING tells
 //     which this batch created); lock every issue of the batch with SELECT
 //     … FOR UPDATE, reading its id and status before the update; update
-//     them all (count, first and last seen, level, status).
-//  3. COPY the new events into events.
-//  4. Commit.
+//     them all (count, first and last seen, level, status). A small batch
+//     adds its events (INSERT … SELECT FROM unnest, joined to issues for
+//     their ids) and the COMMIT to the same pipeline.
+//  3. A large batch COPYs its new events into events,
+//  4. and commits.
 //
 // Each step that takes row locks takes them in one order, sorted by key —
 // event_ids by (project_id, event_id), issues by (project_id, fingerprint)
@@ -62,67 +72,96 @@ func (s *Store) Commit(ctx context.Context, events []*store.Event) ([]store.Comm
 	first := batch.FirstIndex(events)
 	results := make([]store.Committed, len(events))
 
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, wrap("commit: begin", err)
+		return nil, wrap("commit: connect", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer conn.Release()
+	done := false
+	defer func() {
+		if !done {
+			// Leave the connection outside any transaction; a broken one is
+			// dropped by the pool.
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
 
 	// 1. Which events are new.
-	isNew, err := insertEventIDs(ctx, tx, events, keys, first)
+	isNew, err := insertEventIDs(ctx, conn.Conn(), events, keys, first)
 	if err != nil {
 		return nil, err
 	}
 	newEvent := func(i int) bool { return first[i] == i && isNew[keys[i]] }
 
-	// 2. Issues.
+	// 2. Issues, and for a small batch its events and the commit.
 	groups := batch.Groups(events, newEvent)
 	var dups []int // resends of events stored by an earlier batch
+	fresh := 0
 	for i := range events {
-		if first[i] == i && !isNew[keys[i]] {
+		switch {
+		case first[i] == i && !isNew[keys[i]]:
 			dups = append(dups, i)
+		case newEvent(i):
+			fresh++
 		}
 	}
-	issueIDs, err := upsertIssues(ctx, tx, events, keys, groups, dups, results, now)
+	small := fresh < copyThreshold
+	b := &pgx.Batch{}
+	read := queueIssues(b, events, keys, groups, dups, results, now)
+	if small {
+		if fresh > 0 {
+			args, err := eventArrays(events, keys, newEvent, fresh)
+			if err != nil {
+				return nil, err
+			}
+			b.Queue(insertEventsSQL, args...)
+		}
+		b.Queue("COMMIT")
+	}
+	br := conn.SendBatch(ctx, b)
+	issueIDs, err := read(br)
+	if err == nil && small {
+		if fresh > 0 {
+			_, err = br.Exec()
+			err = wrap("commit: insert events", err)
+		}
+		if err == nil {
+			_, err = br.Exec()
+			err = wrap("commit", err)
+		}
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = wrap("commit: issues", cerr)
+	}
 	if err != nil {
 		return nil, err
 	}
 
-	// 3. Events.
-	rows := make([][]any, 0, len(events))
-	for i, e := range events {
-		if !newEvent(i) {
-			continue
-		}
-		var tags, body, flags any
-		if len(e.Tags) > 0 {
-			b, err := json.Marshal(e.Tags)
-			if err != nil {
-				return nil, fmt.Errorf("commit: event %d: tags: %w", i, err)
+	if !small {
+		// 3. Events, by COPY.
+		rows := make([][]any, 0, fresh)
+		for i, e := range events {
+			if !newEvent(i) {
+				continue
 			}
-			tags = batch.CleanJSON(b)
+			tags, body, flags, err := eventJSON(i, e)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, []any{keys[i].id, keys[i].project, results[i].IssueID,
+				batch.CleanText(e.Fingerprint), batch.CleanText(e.Title), batch.CleanText(e.Level),
+				batch.CleanText(e.Message), batch.CleanText(e.Environment), batch.CleanText(e.Release),
+				tags, e.Timestamp, e.ReceivedAt, body, flags})
 		}
-		if len(e.Body) > 0 {
-			body = batch.CleanJSON(e.Body)
-		}
-		if len(e.Flags) > 0 {
-			flags = batch.CleanJSON(e.Flags)
-		}
-		rows = append(rows, []any{keys[i].id, keys[i].project, results[i].IssueID,
-			batch.CleanText(e.Fingerprint), batch.CleanText(e.Title), batch.CleanText(e.Level),
-			batch.CleanText(e.Message), batch.CleanText(e.Environment), batch.CleanText(e.Release),
-			tags, e.Timestamp, e.ReceivedAt, body, flags})
-	}
-	if len(rows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+		if _, err := conn.Conn().CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
 			return nil, wrap("commit: copy events", err)
 		}
+		// 4.
+		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+			return nil, wrap("commit", err)
+		}
 	}
-
-	// 4.
-	if err := tx.Commit(ctx); err != nil {
-		return nil, wrap("commit", err)
-	}
+	done = true
 	for i, e := range events {
 		if first[i] != i {
 			results[i] = store.Committed{Duplicate: true, IssueID: results[first[i]].IssueID}
@@ -134,9 +173,65 @@ func (s *Store) Commit(ctx context.Context, events []*store.Event) ([]store.Comm
 	return results, nil
 }
 
+// eventJSON returns an event's tags, body and flags cleaned for jsonb, nil
+// where absent.
+func eventJSON(i int, e *store.Event) (tags, body, flags []byte, err error) {
+	if len(e.Tags) > 0 {
+		b, err := json.Marshal(e.Tags)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("commit: event %d: tags: %w", i, err)
+		}
+		tags = batch.CleanJSON(b)
+	}
+	if len(e.Body) > 0 {
+		body = batch.CleanJSON(e.Body)
+	}
+	if len(e.Flags) > 0 {
+		flags = batch.CleanJSON(e.Flags)
+	}
+	return tags, body, flags, nil
+}
+
+// insertEventsSQL inserts the new events of a small batch, taking each
+// event's issue id from the issues step 2 created or locked.
+const insertEventsSQL = `INSERT INTO events (id, project_id, issue_id, fingerprint, title, level, message,
+		environment, release, tags, "timestamp", received_at, body, flags)
+	SELECT u.id, u.p, i.id, u.f, u.t, u.l, u.m, u.env, u.rel,
+		NULLIF(u.tags, '')::jsonb, u.ts, u.rcv, NULLIF(u.body, '')::jsonb, NULLIF(u.flags, '')::jsonb
+	FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+		$9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[])
+		AS u (id, p, f, t, l, m, env, rel, tags, ts, rcv, body, flags)
+	JOIN issues i ON i.project_id = u.p AND i.fingerprint = u.f`
+
+// eventArrays returns the arguments of insertEventsSQL.
+func eventArrays(events []*store.Event, keys []eventKey, isNew func(int) bool, n int) ([]any, error) {
+	var (
+		ids, projects                             = make([][16]byte, 0, n), make([][16]byte, 0, n)
+		fps, titles, levels, messages, envs, rels = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		tagsA, bodies, flagsA                     = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		ts, rcv                                   = make([]time.Time, 0, n), make([]time.Time, 0, n)
+	)
+	for i, e := range events {
+		if !isNew(i) {
+			continue
+		}
+		tags, body, flags, err := eventJSON(i, e)
+		if err != nil {
+			return nil, err
+		}
+		ids, projects = append(ids, keys[i].id), append(projects, keys[i].project)
+		fps, titles = append(fps, batch.CleanText(e.Fingerprint)), append(titles, batch.CleanText(e.Title))
+		levels, messages = append(levels, batch.CleanText(e.Level)), append(messages, batch.CleanText(e.Message))
+		envs, rels = append(envs, batch.CleanText(e.Environment)), append(rels, batch.CleanText(e.Release))
+		tagsA, bodies, flagsA = append(tagsA, string(tags)), append(bodies, string(body)), append(flagsA, string(flags))
+		ts, rcv = append(ts, e.Timestamp), append(rcv, e.ReceivedAt)
+	}
+	return []any{ids, projects, fps, titles, levels, messages, envs, rels, tagsA, ts, rcv, bodies, flagsA}, nil
+}
+
 // insertEventIDs inserts the batch's distinct (project, id) pairs into
 // event_ids, sorted, and returns those that were not there.
-func insertEventIDs(ctx context.Context, tx pgx.Tx, events []*store.Event, keys []eventKey, first []int) (map[eventKey]bool, error) {
+func insertEventIDs(ctx context.Context, conn *pgx.Conn, events []*store.Event, keys []eventKey, first []int) (map[eventKey]bool, error) {
 	var projects, ids [][16]byte
 	var received []time.Time
 	for i, e := range events {
@@ -146,30 +241,38 @@ func insertEventIDs(ctx context.Context, tx pgx.Tx, events []*store.Event, keys 
 			received = append(received, e.ReceivedAt)
 		}
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO event_ids (project_id, event_id, received_at)
+	// BEGIN travels in the same round trip.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(`INSERT INTO event_ids (project_id, event_id, received_at)
 		SELECT p, e, r FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS u (p, e, r) ORDER BY p, e
 		ON CONFLICT DO NOTHING
 		RETURNING project_id, event_id`, projects, ids, received)
-	if err != nil {
-		return nil, wrap("commit: insert event ids", err)
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, wrap("commit: begin", err)
 	}
 	isNew := make(map[eventKey]bool, len(ids))
 	var k eventKey
-	if _, err := pgx.ForEachRow(rows, []any{&k.project, &k.id}, func() error {
+	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&k.project, &k.id}, func() error {
 		isNew[k] = true
 		return nil
 	}); err != nil {
 		return nil, wrap("commit: insert event ids", err)
 	}
+	if err := br.Close(); err != nil {
+		return nil, wrap("commit: insert event ids", err)
+	}
 	return isNew, nil
 }
 
-// upsertIssues creates, locks and updates the issues of groups in one
-// pipelined round trip, fills results for the groups' events, and returns
-// the issue ids of dups, earlier events the batch resends.
-func upsertIssues(ctx context.Context, tx pgx.Tx, events []*store.Event, keys []eventKey, groups []*batch.Group,
-	dups []int, results []store.Committed, now time.Time) (map[eventKey]int64, error) {
-	b := &pgx.Batch{}
+// queueIssues queues on b the statements that create, lock and update the
+// issues of groups, and the lookup of dups, earlier events the batch
+// resends. The returned function reads their results from the batch, fills
+// results for the groups' events, and returns the issue ids of dups.
+func queueIssues(b *pgx.Batch, events []*store.Event, keys []eventKey, groups []*batch.Group,
+	dups []int, results []store.Committed, now time.Time) func(pgx.BatchResults) (map[eventKey]int64, error) {
 	n := len(groups)
 	var (
 		projects    = make([][16]byte, n)
@@ -228,11 +331,13 @@ func upsertIssues(ctx context.Context, tx pgx.Tx, events []*store.Event, keys []
 			JOIN event_ids d ON d.project_id = u.p AND d.event_id = u.e
 			JOIN events e ON e.project_id = d.project_id AND e.received_at = d.received_at AND e.id = d.event_id`, dp, di)
 	}
-	if b.Len() == 0 {
-		return nil, nil
+	return func(br pgx.BatchResults) (map[eventKey]int64, error) {
+		return readIssues(br, keys, groups, dups, results, projects, fps, n)
 	}
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
+}
+
+func readIssues(br pgx.BatchResults, keys []eventKey, groups []*batch.Group, dups []int,
+	results []store.Committed, projects [][16]byte, fps []string, n int) (map[eventKey]int64, error) {
 	type issueKey struct {
 		project     [16]byte
 		fingerprint string
@@ -282,9 +387,6 @@ func upsertIssues(ctx context.Context, tx pgx.Tx, events []*store.Event, keys []
 		}); err != nil {
 			return nil, wrap("commit: look up resent events", err)
 		}
-	}
-	if err := br.Close(); err != nil {
-		return nil, wrap("commit: issues", err)
 	}
 	for j, g := range groups {
 		k := issueKey{projects[j], fps[j]}
