@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Relay tuning.
+const (
+	// interestInterval is how often a node republishes which projects its
+	// subscribers watch.
+	interestInterval = 100 * time.Millisecond
+	// relayQueue bounds the messages waiting for one peer; past it the
+	// oldest are dropped, as the hub does for a slow subscriber.
+	relayQueue = 4096
+	// relayBatch bounds the messages sent to a peer in one request.
+	relayBatch = 512
+	// relayTimeout bounds one push to a peer.
+	relayTimeout = 5 * time.Second
+)
+
+// Relay carries live-stream messages to the nodes whose subscribers watch
+// their project, over direct HTTP calls (not gossip): one queue and one
+// sender per peer, messages pushed in batches as they come. Each message is
+// relayed once by the node that committed the event, and the receiving node
+// publishes it only to its own subscribers, so every subscriber in the
+// cluster gets it exactly once. Interests (the projects a node's
+// subscribers watch) travel by gossip.
+type Relay struct {
+	c         *Cluster
+	interests func() []string
+
+	mu      sync.Mutex
+	peers   map[string]*relayPeer
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	dropped atomic.Uint64
+}
+
+type relayPeer struct {
+	mu    sync.Mutex
+	queue []StreamMessage
+	wake  chan struct{}
+}
+
+// StartRelay starts relaying. interests returns the projects this node's
+// subscribers watch; it is polled.
+func (c *Cluster) StartRelay(interests func() []string) *Relay {
+	r := &Relay{c: c, interests: interests, peers: map[string]*relayPeer{}, stop: make(chan struct{})}
+	r.wg.Add(1)
+	go r.interestLoop()
+	return r
+}
+
+func (r *Relay) interestLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(interestInterval)
+	defer t.Stop()
+	var last []string
+	for {
+		keys := r.interests()
+		slices.Sort(keys)
+		if !slices.Equal(keys, last) {
+			if err := r.c.SetInterests(keys); err != nil {
+				r.c.log.Warn("publish stream interests", "err", err)
+			}
+			last = keys
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Watched reports whether a subscriber on another node watches project.
+func (r *Relay) Watched(project string) bool {
+	for _, m := range r.c.Interested(project) {
+		if m.Name != r.c.Name() {
+			return true
+		}
+	}
+	return false
+}
+
+// Relay queues m for every other node that watches its project. It never
+// blocks.
+func (r *Relay) Relay(m StreamMessage) {
+	for _, member := range r.c.Interested(m.ProjectID) {
+		if member.Name == r.c.Name() {
+			continue
+		}
+		p := r.peer(member.Name)
+		p.mu.Lock()
+		if len(p.queue) >= relayQueue {
+			p.queue = p.queue[1:]
+			r.dropped.Add(1)
+		}
+		p.queue = append(p.queue, m)
+		p.mu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Dropped returns the messages dropped because a peer could not keep up.
+func (r *Relay) Dropped() uint64 { return r.dropped.Load() }
+
+func (r *Relay) peer(name string) *relayPeer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[name]
+	if !ok {
+		p = &relayPeer{wake: make(chan struct{}, 1)}
+		r.peers[name] = p
+		r.wg.Add(1)
+		go r.send(name, p)
+	}
+	return p
+}
+
+// send pushes a peer's queue to it until the relay stops.
+func (r *Relay) send(name string, p *relayPeer) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-p.wake:
+		}
+		for {
+			p.mu.Lock()
+			n := min(len(p.queue), relayBatch)
+			batch := slices.Clone(p.queue[:n])
+			p.queue = p.queue[n:]
+			p.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			body, _ := json.Marshal(batch)
+			ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+			_, _, err := r.c.call(ctx, name, http.MethodPost, "/internal/v1/stream", body)
+			cancel()
+			if err != nil {
+				r.dropped.Add(uint64(n))
+				r.c.log.Debug("relay stream messages", "peer", name, "messages", n, "err", err)
+			}
+		}
+	}
+}
+
+// Stop stops relaying.
+func (r *Relay) Stop() {
+	close(r.stop)
+	r.wg.Wait()
+}
