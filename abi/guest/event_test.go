@@ -2,6 +2,7 @@ package guest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -102,5 +103,84 @@ func TestConfigHelpers(t *testing.T) {
 	}
 	if want := "v,def,a+b"; strings.Join(got, ",") != want {
 		t.Errorf("got %q, want %q", strings.Join(got, ","), want)
+	}
+}
+
+// TestPanicsInABatch checks that a panicking handler fails only its own
+// event, wherever it is in the batch.
+func TestPanicsInABatch(t *testing.T) {
+	h := func(e *Event) error {
+		switch e.GetString("n") {
+		case "1", "2", "4":
+			panic("kaput " + e.GetString("n"))
+		}
+		e.SetTag("ok", "yes")
+		return nil
+	}
+	recs, err := RunEvents(h, nil, `{"n":"0"}`, `{"n":"1"}`, `{"n":"2"}`, `{"n":"3"}`, `{"n":"4"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 {
+		t.Fatalf("got %d records, want 5", len(recs))
+	}
+	for i, r := range recs {
+		failed := i == 1 || i == 2 || i == 4
+		if r.Index != uint32(i) {
+			t.Errorf("record %d has index %d", i, r.Index)
+		}
+		if failed && r.Error != fmt.Sprintf("panic: kaput %d", i) {
+			t.Errorf("record %d: got error %q, want the panic", i, r.Error)
+		}
+		if !failed && (r.Error != "" || !strings.Contains(string(r.Event), `"ok":"yes"`)) {
+			t.Errorf("record %d: got %+v, want the tagged event", i, r)
+		}
+	}
+}
+
+// countingHost counts the calls for the whole configuration.
+type countingHost struct {
+	nativeHost
+	rawCalls int
+}
+
+func (h *countingHost) config(key string) ([]byte, bool) {
+	if key == "" {
+		h.rawCalls++
+	}
+	return h.nativeHost.config(key)
+}
+
+func TestConfigRawOncePerBatch(t *testing.T) {
+	ch := &countingHost{nativeHost: nativeHost{raw: []byte(`{"a":1}`)}}
+	prev := host
+	host = ch
+	defer func() { host = prev }()
+	var seen []string
+	h := func(*Event) error {
+		seen = append(seen, string(ConfigRaw()))
+		return nil
+	}
+	in := abi.AppendRecord(nil, &abi.Record{Index: 0, Event: []byte(`{}`)})
+	in = abi.AppendRecord(in, &abi.Record{Index: 1, Event: []byte(`{}`)})
+	if _, err := processBatch(in, h, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	ch.raw = []byte(`{"a":2}`)
+	if _, err := processBatch(in, h, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":1},{"a":1},{"a":2},{"a":2}`; strings.Join(seen, ",") != want {
+		t.Errorf("got %s, want %s", strings.Join(seen, ","), want)
+	}
+	if ch.rawCalls != 2 {
+		t.Errorf("asked the host %d times, want once per batch", ch.rawCalls)
+	}
+	ch.raw = nil
+	if _, err := processBatch(in, h, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen[len(seen)-1]; got != "{}" {
+		t.Errorf("without configuration got %s, want {}", got)
 	}
 }

@@ -59,6 +59,8 @@ var host hostAPI
 var (
 	events      []Event
 	configCache = map[string]*Value{}
+	configRaw   []byte // ConfigRaw's result, if configRawOK
+	configRawOK bool
 )
 
 // flushSize is the output size past which records are handed to the host
@@ -70,33 +72,72 @@ const flushSize = 1 << 20
 // output whenever it grows past flushSize; it returns the buffer to reuse.
 func processBatch(in []byte, h Handler, out []byte, flush func([]byte) []byte) ([]byte, error) {
 	clear(configCache)
+	configRaw, configRawOK = nil, false
 	events = events[:0]
+	// Clearing the entries used releases what they refer to, and leaves
+	// events zero past its length for addEvent.
+	defer func() { clear(events) }()
 	for len(in) > 0 {
 		r, rest, err := abi.DecodeRecord(in)
 		if err != nil {
 			return out, fmt.Errorf("decode input: %w", err)
 		}
 		in = rest
-		events = append(events, Event{index: r.Index, raw: r.Event, fingerprint: r.Fingerprint, title: r.Title})
+		e := addEvent()
+		e.index, e.raw, e.fingerprint, e.title = r.Index, r.Event, r.Fingerprint, r.Title
 	}
-	for i := range events {
-		e := &events[i]
-		out = e.appendOutput(out, callHandler(h, e))
-		if flush != nil && len(out) >= flushSize {
-			out = flush(out)
-		}
-		*e = Event{} // release references to the input buffer
+	for i := 0; i < len(events); {
+		i, out = handleEvents(h, i, out, flush)
 	}
 	return out, nil
 }
 
-func callHandler(h Handler, e *Event) (err error) {
+// handleEvents runs h on events[i:] and appends the output records to out.
+// If h panics, the event fails, and handleEvents returns the index of the
+// next event: one deferred recover serves many events, as a defer for
+// each would cost more in Wasm.
+func handleEvents(h Handler, i int, out []byte, flush func([]byte) []byte) (next int, result []byte) {
+	running := -1 // the event whose handler is running
 	defer func() {
+		if running < 0 {
+			return // not a panic of the handler's: let it go on
+		}
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
+			next, result = running+1, finishEvent(running, fmt.Errorf("panic: %v", r), out, flush)
 		}
 	}()
-	return h(e)
+	for ; i < len(events); i++ {
+		running = i
+		err := h(&events[i])
+		running = -1
+		out = finishEvent(i, err, out, flush)
+	}
+	return i, out
+}
+
+// finishEvent appends the output records of events[i], whose handler
+// returned err, to out.
+func finishEvent(i int, err error, out []byte, flush func([]byte) []byte) []byte {
+	e := &events[i]
+	out = e.appendOutput(out, err)
+	if flush != nil && len(out) >= flushSize {
+		out = flush(out)
+	}
+	e.root, e.children = nil, nil // let the collector have what the handler made
+	return out
+}
+
+// addEvent extends events by one and returns the new, zero, entry. Entries
+// past the length of events are zero: processBatch clears those it used.
+// Setting the fields of an entry in place, rather than appending an Event,
+// saves copying the whole struct, which is slow in Wasm.
+func addEvent() *Event {
+	if len(events) == cap(events) {
+		events = append(events, Event{})
+	} else {
+		events = events[:len(events)+1]
+	}
+	return &events[len(events)-1]
 }
 
 // Config returns the value of a configuration key for this batch, or nil if
@@ -117,12 +158,17 @@ func Config(key string) *Value {
 
 // ConfigRaw returns the whole configuration as JSON text ("{}" if none).
 // Processors that derive expensive state from their configuration can keep
-// it until this text changes.
+// it until this text changes. The text is asked of the host once per batch
+// and shared by the calls in the batch: it must not be modified.
 func ConfigRaw() []byte {
-	if raw, ok := host.config(""); ok {
-		return raw
+	if !configRawOK {
+		raw, ok := host.config("")
+		if !ok {
+			raw = []byte("{}")
+		}
+		configRaw, configRawOK = raw, true
 	}
-	return []byte("{}")
+	return configRaw
 }
 
 // ConfigString returns a string key, or def.

@@ -1,13 +1,16 @@
 package guest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Kind is the JSON type of a Value.
@@ -423,7 +426,38 @@ func (v *Value) AppendJSON(dst []byte) []byte {
 }
 
 // JSON returns the encoding of v.
-func (v *Value) JSON() []byte { return v.appendJSON(nil) }
+func (v *Value) JSON() []byte {
+	n := v.sizeHint()
+	return v.appendJSON(make([]byte, 0, n+n/16+16))
+}
+
+// sizeHint returns the size of the encoding of v, less what escaping adds.
+func (v *Value) sizeHint() int {
+	if v == nil {
+		return 4
+	}
+	switch v.kind {
+	case Bool:
+		return 5
+	case Number:
+		return len(v.s)
+	case String:
+		return len(v.s) + 2
+	case Array:
+		n := 1 + len(v.arr)
+		for _, e := range v.arr {
+			n += e.sizeHint()
+		}
+		return n
+	case Object:
+		n := 1 + len(v.obj)
+		for _, m := range v.obj {
+			n += len(m.Key) + 3 + m.Value.sizeHint()
+		}
+		return n
+	}
+	return 4
+}
 
 func (v *Value) appendJSON(dst []byte) []byte {
 	if v == nil {
@@ -467,51 +501,80 @@ func (v *Value) appendJSON(dst []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// appendQuoted appends s as a JSON string. Runs of bytes that need no
+// escaping, found eight bytes at a time, are appended whole.
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
+	for {
+		i, ascii := scanPlain(s, 0)
+		if ascii || utf8.ValidString(s[:i]) {
+			dst = append(dst, s[:i]...)
+		} else {
+			dst = appendFixedUTF8(dst, s[:i])
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i += size
-			start = i
-			continue
+		if i == len(s) {
+			return append(dst, '"')
 		}
-		i += size
+		switch c := s[i]; c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		s = s[i+1:]
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+}
+
+// appendFixedUTF8 appends s with each invalid byte replaced by U+FFFD.
+func appendFixedUTF8(dst []byte, s string) []byte {
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && size == 1 {
+			dst = utf8.AppendRune(dst, replacementChar)
+		} else {
+			dst = append(dst, s[:size]...)
+		}
+		s = s[size:]
+	}
+	return dst
 }
 
 // Parsing.
+//
+// Parse allocates little, because Go code in Wasm pays dearly for every
+// allocation and for every pointer written while the garbage collector
+// runs. It works in two steps:
+//
+//   - It parses into scratch space that holds no pointers and is reused
+//     across calls: each value becomes a node, each container's children
+//     a run of kids, and strings, keys and numbers are recorded as spans
+//     of the parse's own copy of the input, in which strings with escapes
+//     are unescaped in place.
+//   - Once the whole input has parsed, build allocates the result: all the
+//     Values in one slice, all the object members in another and all the
+//     array elements in a third, each container taking an exactly-sized
+//     part (its capacity capped, so that appending to it copies rather
+//     than overwriting a neighbour). Strings, keys and numbers are the
+//     copy's bytes, not copies of their own.
+//
+// Retaining any part of a parsed value, even one string, retains the whole
+// input copy and all the Values parsed with it.
+//
+// The scratch structs are kept to 16 bytes, with 32-bit offsets: in Wasm,
+// copying a larger struct is a call to memmove.
 
 // MaxDepth is the deepest nesting of arrays and objects Parse accepts.
 const MaxDepth = 256
+
+// maxInput is the size of the largest input Parse accepts: offsets into it
+// are 32-bit.
+const maxInput = math.MaxUint32
 
 // SyntaxError is a JSON syntax error at a byte offset.
 type SyntaxError struct {
@@ -523,42 +586,153 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("json: %s at offset %d", e.Msg, e.Offset)
 }
 
-// Parse parses one JSON value; only whitespace may follow it.
+// Parse parses one JSON value; only whitespace may follow it. The input
+// must be smaller than 4 GiB.
 func Parse(data []byte) (*Value, error) {
-	p := parser{data: data}
-	v, err := p.value(0)
-	if err != nil {
+	if uint64(len(data)) > maxInput {
+		return nil, &SyntaxError{Offset: 0, Msg: "input of 4 GiB or more"}
+	}
+	p := parsers.Get().(*parser)
+	defer p.release()
+	p.data = bytes.Clone(data)
+	if err := p.value(0); err != nil {
 		return nil, err
 	}
 	p.skipSpace()
 	if p.pos != len(p.data) {
 		return nil, p.fail("unexpected data after the value")
 	}
-	return v, nil
+	return p.build(), nil
 }
 
+// parser is the state of one Parse. Its data and fixed belong to the
+// result; its other slices are scratch space, kept across calls in
+// parsers.
 type parser struct {
-	data []byte
-	pos  int
+	data  []byte   // the copy of the input
+	pos   int      // the next byte of data to parse
+	fixed []string // copies of strings whose invalid UTF-8 was replaced
+
+	nodes []node // every value, in the order it starts: the root first
+	stack []kid  // children of the containers being parsed, innermost last
+	kids  []kid  // children of the containers parsed, each one's together
+
+	members, elems int // how many kids are object members, array elements
+}
+
+// node is a parsed value before the result is allocated. The span of a
+// string or number is its text; that of a container, its children in kids.
+type node struct {
+	kind Kind
+	b    bool
+	span span
+}
+
+// kid is a child of a container: the index of its node, and its key if the
+// container is an object.
+type kid struct {
+	key  span
+	node uint32
+}
+
+// span is the text of a string, key or number, data[start:end], or, if
+// fixed, fixed[start]; or the children of a container, kids[start:end].
+type span struct {
+	start, end uint32
+	fixed      bool
+}
+
+func spanOf(start, end int) span { return span{start: uint32(start), end: uint32(end)} }
+
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
+// maxPooled is the most nodes or kids a parser keeps scratch space for; a
+// parser that needed more is dropped after use rather than pooled.
+const maxPooled = 1 << 14
+
+// release returns p to the pool. The scratch space holds no pointers, so
+// there is nothing to clear in it.
+func (p *parser) release() {
+	if cap(p.nodes) > maxPooled || cap(p.kids) > maxPooled || cap(p.stack) > maxPooled {
+		return
+	}
+	*p = parser{nodes: p.nodes[:0], stack: p.stack[:0], kids: p.kids[:0]}
+	parsers.Put(p)
+}
+
+// build allocates the result of a successful parse.
+func (p *parser) build() *Value {
+	vals := make([]Value, len(p.nodes))
+	var members []Member
+	if p.members > 0 {
+		members = make([]Member, p.members)
+	}
+	var elems []*Value
+	if p.elems > 0 {
+		elems = make([]*Value, p.elems)
+	}
+	for i := range p.nodes {
+		nd := &p.nodes[i]
+		v := &vals[i]
+		v.kind, v.b = nd.kind, nd.b
+		switch nd.kind {
+		case String, Number:
+			v.s = p.string(nd.span)
+		case Object:
+			kids := p.kids[nd.span.start:nd.span.end]
+			if len(kids) == 0 {
+				continue // an empty object has no members slice
+			}
+			obj := members[:len(kids):len(kids)]
+			members = members[len(kids):]
+			for j, k := range kids {
+				obj[j] = Member{Key: p.string(k.key), Value: &vals[k.node]}
+			}
+			v.obj = obj
+		case Array:
+			kids := p.kids[nd.span.start:nd.span.end]
+			if len(kids) == 0 {
+				continue
+			}
+			arr := elems[:len(kids):len(kids)]
+			elems = elems[len(kids):]
+			for j, k := range kids {
+				arr[j] = &vals[k.node]
+			}
+			v.arr = arr
+		}
+	}
+	return &vals[0]
+}
+
+// string returns the string at s. It aliases the bytes of p.data rather
+// than copying them, with unsafe.String. That is safe because p.data is
+// the parse's own copy of the input, which nothing writes to once the
+// input has parsed, when build calls this.
+func (p *parser) string(s span) string {
+	if s.fixed {
+		return p.fixed[s.start]
+	}
+	b := p.data[s.start:s.end]
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func (p *parser) fail(msg string) error { return &SyntaxError{Offset: p.pos, Msg: msg} }
 
 func (p *parser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
+	d, i := p.data, p.pos
+	for i < len(d) && d[i] <= ' ' && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
 	}
+	p.pos = i
 }
 
-func (p *parser) value(depth int) (*Value, error) {
+// value parses a value at p.pos and appends it, as its first node, to
+// p.nodes.
+func (p *parser) value(depth int) error {
 	p.skipSpace()
 	if p.pos >= len(p.data) {
-		return nil, p.fail("unexpected end of input")
+		return p.fail("unexpected end of input")
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
@@ -568,109 +742,133 @@ func (p *parser) value(depth int) (*Value, error) {
 	case c == '"':
 		s, err := p.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return &Value{kind: String, s: s}, nil
+		p.nodes = append(p.nodes, node{kind: String, span: s})
+		return nil
 	case c == 't':
-		return p.literal("true", &Value{kind: Bool, b: true})
+		return p.literal("true", node{kind: Bool, b: true})
 	case c == 'f':
-		return p.literal("false", &Value{kind: Bool})
+		return p.literal("false", node{kind: Bool})
 	case c == 'n':
-		return p.literal("null", &Value{})
+		return p.literal("null", node{})
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	}
-	return nil, p.fail(fmt.Sprintf("invalid character %q", p.data[p.pos]))
+	return p.fail(fmt.Sprintf("invalid character %q", p.data[p.pos]))
 }
 
-func (p *parser) literal(lit string, v *Value) (*Value, error) {
+func (p *parser) literal(lit string, nd node) error {
 	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
-		return nil, p.fail("invalid literal")
+		return p.fail("invalid literal")
 	}
 	p.pos += len(lit)
-	return v, nil
+	p.nodes = append(p.nodes, nd)
+	return nil
 }
 
-func (p *parser) object(depth int) (*Value, error) {
+// open appends the node of a container and returns its index and the
+// height of the stack below its children.
+func (p *parser) open(kind Kind) (self, base int) {
+	p.nodes = append(p.nodes, node{kind: kind})
+	return len(p.nodes) - 1, len(p.stack)
+}
+
+// close moves the children of the container at nodes[self] from the top of
+// the stack, above base, to kids.
+func (p *parser) close(self, base int) {
+	n := len(p.stack) - base
+	nd := &p.nodes[self]
+	nd.span = spanOf(len(p.kids), len(p.kids)+n)
+	p.kids = append(p.kids, p.stack[base:]...)
+	p.stack = p.stack[:base]
+	if nd.kind == Object {
+		p.members += n
+	} else {
+		p.elems += n
+	}
+}
+
+func (p *parser) object(depth int) error {
 	if depth > MaxDepth {
-		return nil, p.fail("nesting too deep")
+		return p.fail("nesting too deep")
 	}
 	p.pos++ // '{'
-	v := &Value{kind: Object}
+	self, base := p.open(Object)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return v, nil
+		return nil
 	}
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, p.fail("expected a string key")
+			return p.fail("expected a string key")
 		}
 		key, err := p.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, p.fail("expected ':' after a key")
+			return p.fail("expected ':' after a key")
 		}
 		p.pos++
-		val, err := p.value(depth)
-		if err != nil {
-			return nil, err
+		p.stack = append(p.stack, kid{key: key, node: uint32(len(p.nodes))})
+		if err := p.value(depth); err != nil {
+			return err
 		}
-		v.obj = append(v.obj, Member{Key: key, Value: val})
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, p.fail("unexpected end of input in an object")
+			return p.fail("unexpected end of input in an object")
 		}
 		switch p.data[p.pos] {
 		case ',':
 			p.pos++
 		case '}':
 			p.pos++
-			return v, nil
+			p.close(self, base)
+			return nil
 		default:
-			return nil, p.fail("expected ',' or '}' in an object")
+			return p.fail("expected ',' or '}' in an object")
 		}
 	}
 }
 
-func (p *parser) array(depth int) (*Value, error) {
+func (p *parser) array(depth int) error {
 	if depth > MaxDepth {
-		return nil, p.fail("nesting too deep")
+		return p.fail("nesting too deep")
 	}
 	p.pos++ // '['
-	v := &Value{kind: Array}
+	self, base := p.open(Array)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		return v, nil
+		return nil
 	}
 	for {
-		e, err := p.value(depth)
-		if err != nil {
-			return nil, err
+		p.stack = append(p.stack, kid{node: uint32(len(p.nodes))})
+		if err := p.value(depth); err != nil {
+			return err
 		}
-		v.arr = append(v.arr, e)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, p.fail("unexpected end of input in an array")
+			return p.fail("unexpected end of input in an array")
 		}
 		switch p.data[p.pos] {
 		case ',':
 			p.pos++
 		case ']':
 			p.pos++
-			return v, nil
+			p.close(self, base)
+			return nil
 		default:
-			return nil, p.fail("expected ',' or ']' in an array")
+			return p.fail("expected ',' or ']' in an array")
 		}
 	}
 }
 
-func (p *parser) number() (*Value, error) {
+func (p *parser) number() error {
 	start := p.pos
 	d := p.data
 	if d[p.pos] == '-' {
@@ -680,20 +878,16 @@ func (p *parser) number() (*Value, error) {
 	case p.pos < len(d) && d[p.pos] == '0':
 		p.pos++
 	case p.pos < len(d) && d[p.pos] >= '1' && d[p.pos] <= '9':
-		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
-			p.pos++
-		}
+		p.digits()
 	default:
-		return nil, p.fail("invalid number")
+		return p.fail("invalid number")
 	}
 	if p.pos < len(d) && d[p.pos] == '.' {
 		p.pos++
 		if p.pos >= len(d) || d[p.pos] < '0' || d[p.pos] > '9' {
-			return nil, p.fail("invalid number: digits must follow '.'")
+			return p.fail("invalid number: digits must follow '.'")
 		}
-		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
-			p.pos++
-		}
+		p.digits()
 	}
 	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
 		p.pos++
@@ -701,108 +895,188 @@ func (p *parser) number() (*Value, error) {
 			p.pos++
 		}
 		if p.pos >= len(d) || d[p.pos] < '0' || d[p.pos] > '9' {
-			return nil, p.fail("invalid number: digits must follow the exponent")
+			return p.fail("invalid number: digits must follow the exponent")
 		}
-		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
-			p.pos++
-		}
+		p.digits()
 	}
-	return &Value{kind: Number, s: string(d[start:p.pos])}, nil
+	p.nodes = append(p.nodes, node{kind: Number, span: spanOf(start, p.pos)})
+	return nil
 }
 
-// str parses a quoted string at p.pos.
-func (p *parser) str() (string, error) {
-	p.pos++ // opening quote
-	start := p.pos
+func (p *parser) digits() {
+	d, i := p.data, p.pos
+	for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+		i++
+	}
+	p.pos = i
+}
+
+// str parses the quoted string at p.pos and returns the span of its
+// contents.
+func (p *parser) str() (span, error) {
 	d := p.data
-	// Fast path: no escapes, ASCII or valid UTF-8.
-	for p.pos < len(d) {
-		c := d[p.pos]
-		if c == '"' {
-			s := d[start:p.pos]
-			p.pos++
-			if !utf8.Valid(s) {
-				return fixUTF8(s), nil
-			}
-			return string(s), nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return "", p.fail("control character in a string")
-		}
+	start := p.pos + 1 // after the opening quote
+	i, ascii := scanPlain(d, start)
+	p.pos = i
+	if i >= len(d) {
+		return span{}, p.fail("unterminated string")
+	}
+	switch d[i] {
+	case '"':
 		p.pos++
+		if ascii {
+			return spanOf(start, i), nil
+		}
+		return p.valid(start, i), nil
+	case '\\':
+		return p.unescape(start)
 	}
-	if p.pos >= len(d) {
-		return "", p.fail("unterminated string")
-	}
-	buf := make([]byte, 0, p.pos-start+16)
-	buf = append(buf, d[start:p.pos]...)
-	for p.pos < len(d) {
-		c := d[p.pos]
-		switch {
+	return span{}, p.fail("control character in a string")
+}
+
+// unescape finishes parsing the string whose contents start at d[start]
+// and whose first escape is at d[p.pos]. It unescapes the string in place:
+// its contents are never longer than its escaped text (each escape
+// shrinks: \n to one byte, \uXXXX to at most three, a surrogate pair to
+// four), so they are written over that text, left to right, never ahead of
+// the byte being read.
+func (p *parser) unescape(start int) (span, error) {
+	d := p.data
+	w := p.pos // d[start:w] holds the unescaped contents so far
+	for {
+		// d[p.pos] is a '"', '\\' or control character, or p.pos the end.
+		if p.pos >= len(d) {
+			return span{}, p.fail("unterminated string")
+		}
+		switch c := d[p.pos]; {
 		case c == '"':
 			p.pos++
-			if !utf8.Valid(buf) {
-				return fixUTF8(buf), nil
-			}
-			return string(buf), nil
+			return p.valid(start, w), nil
 		case c < 0x20:
-			return "", p.fail("control character in a string")
-		case c != '\\':
-			buf = append(buf, c)
-			p.pos++
-			continue
+			return span{}, p.fail("control character in a string")
 		}
-		p.pos++
+		p.pos++ // '\\'
 		if p.pos >= len(d) {
-			break
+			return span{}, p.fail("unterminated string")
 		}
 		e := d[p.pos]
 		p.pos++
 		switch e {
 		case '"', '\\', '/':
-			buf = append(buf, e)
+			d[w] = e
+			w++
 		case 'b':
-			buf = append(buf, '\b')
+			d[w] = '\b'
+			w++
 		case 'f':
-			buf = append(buf, '\f')
+			d[w] = '\f'
+			w++
 		case 'n':
-			buf = append(buf, '\n')
+			d[w] = '\n'
+			w++
 		case 'r':
-			buf = append(buf, '\r')
+			d[w] = '\r'
+			w++
 		case 't':
-			buf = append(buf, '\t')
+			d[w] = '\t'
+			w++
 		case 'u':
-			r, ok := p.hex4()
-			if !ok {
-				return "", p.fail("invalid \\u escape")
+			r, err := p.escapedRune()
+			if err != nil {
+				return span{}, err
 			}
-			if utf16.IsSurrogate(r) {
-				r2 := replacementChar
-				if p.pos+1 < len(d) && d[p.pos] == '\\' && d[p.pos+1] == 'u' {
-					save := p.pos
-					p.pos += 2
-					if lo, ok := p.hex4(); ok {
-						if dec := utf16.DecodeRune(r, lo); dec != utf8.RuneError {
-							r2 = dec
-						} else {
-							p.pos = save
-						}
-					} else {
-						p.pos = save
-					}
-				}
-				r = r2
-			}
-			buf = utf8.AppendRune(buf, r)
+			w += utf8.EncodeRune(d[w:], r)
 		default:
 			p.pos--
-			return "", p.fail(fmt.Sprintf("invalid escape '\\%c'", e))
+			return span{}, p.fail(fmt.Sprintf("invalid escape '\\%c'", e))
+		}
+		// Move the plain bytes up to the next special one down to w.
+		end, _ := scanPlain(d, p.pos)
+		w += copy(d[w:], d[p.pos:end])
+		p.pos = end
+	}
+}
+
+// escapedRune parses the XXXX of a \uXXXX escape at p.pos, and the low half
+// that must follow if it is the high half of a surrogate pair. A lone or
+// invalid surrogate becomes U+FFFD, as with encoding/json.
+func (p *parser) escapedRune() (rune, error) {
+	r, ok := hex4(p.data, p.pos)
+	if !ok {
+		return 0, p.fail("invalid \\u escape")
+	}
+	p.pos += 4
+	if !utf16.IsSurrogate(r) {
+		return r, nil
+	}
+	d := p.data
+	if p.pos+1 < len(d) && d[p.pos] == '\\' && d[p.pos+1] == 'u' {
+		if lo, ok := hex4(d, p.pos+2); ok {
+			if dec := utf16.DecodeRune(r, lo); dec != utf8.RuneError {
+				p.pos += 6
+				return dec, nil
+			}
 		}
 	}
-	return "", p.fail("unterminated string")
+	return replacementChar, nil
+}
+
+// valid returns the span of a string's contents, data[start:end], if they
+// are valid UTF-8, or else of a copy with each invalid byte replaced.
+func (p *parser) valid(start, end int) span {
+	if utf8.Valid(p.data[start:end]) {
+		return spanOf(start, end)
+	}
+	p.fixed = append(p.fixed, fixUTF8(p.data[start:end]))
+	return span{start: uint32(len(p.fixed) - 1), fixed: true}
+}
+
+// scanPlain returns the index of the first '"', '\\' or control character
+// in d at or after i, or len(d) if there is none, and whether the bytes
+// from i to there are all ASCII. It looks at eight bytes at a time while it
+// can, which matters in Wasm, where every turn of a loop is expensive.
+func scanPlain[T string | []byte](d T, i int) (int, bool) {
+	var high uint64 // the bytes seen, ORed together
+	for ; i+8 <= len(d); i += 8 {
+		x := load64(d, i)
+		if hasSpecial(x) {
+			break
+		}
+		high |= x
+	}
+	for ; i < len(d) && !special[d[i]]; i++ {
+		high |= uint64(d[i])
+	}
+	return i, high&(lsb*0x80) == 0
+}
+
+// special marks the bytes that end a run of plain bytes in a string.
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// load64 returns the eight bytes at d[i] as a little-endian word; the
+// compiler makes it a single load.
+func load64[T string | []byte](d T, i int) uint64 {
+	d = d[i : i+8]
+	return uint64(d[0]) | uint64(d[1])<<8 | uint64(d[2])<<16 | uint64(d[3])<<24 |
+		uint64(d[4])<<32 | uint64(d[5])<<40 | uint64(d[6])<<48 | uint64(d[7])<<56
+}
+
+const lsb = 0x0101010101010101 // the lowest bit of each byte of a word
+
+// hasSpecial reports whether any of the eight bytes of x is special. It
+// uses the classic tests for a zero byte, (v-lsb) &^ v, and for a byte
+// below n, (x-n*lsb) &^ x, whose top bits are set, in some byte, exactly
+// when there is one.
+func hasSpecial(x uint64) bool {
+	q := x ^ (lsb * '"')
+	b := x ^ (lsb * '\\')
+	return ((q-lsb)&^q|(b-lsb)&^b|(x-lsb*0x20)&^x)&(lsb*0x80) != 0
 }
 
 const replacementChar = '\uFFFD'
@@ -822,12 +1096,13 @@ func fixUTF8(b []byte) string {
 	return string(out)
 }
 
-func (p *parser) hex4() (rune, bool) {
-	if len(p.data)-p.pos < 4 {
+// hex4 parses the four hexadecimal digits at d[i].
+func hex4(d []byte, i int) (rune, bool) {
+	if len(d)-i < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, c := range p.data[p.pos : p.pos+4] {
+	for _, c := range d[i : i+4] {
 		r <<= 4
 		switch {
 		case c >= '0' && c <= '9':
@@ -840,6 +1115,5 @@ func (p *parser) hex4() (rune, bool) {
 			return 0, false
 		}
 	}
-	p.pos += 4
 	return r, true
 }

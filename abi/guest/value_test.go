@@ -199,3 +199,64 @@ func FuzzPaths(f *testing.F) {
 		}
 	})
 }
+
+// TestParseOwnsItsInput checks that a parsed value shares nothing with the
+// input: Parse copies it, and strings of the result alias the copy.
+func TestParseOwnsItsInput(t *testing.T) {
+	in := []byte(`{"a":"x\ny\u00e9","b\"":"plain","c":[1.5,"\ud83d\ude00"],"d":"` + "\xff" + `"}`)
+	v, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(v.JSON())
+	for i := range in {
+		in[i] = ' '
+	}
+	if got := string(v.JSON()); got != want {
+		t.Errorf("after changing the input, got %s, want %s", got, want)
+	}
+	if got, _ := v.Key("a").Str(); got != "x\nyé" {
+		t.Errorf("a = %q, want %q", got, "x\nyé")
+	}
+	if got, _ := v.Key("d").Str(); got != "\ufffd" {
+		t.Errorf("d = %q, want U+FFFD", got)
+	}
+}
+
+// TestParsedContainersGrowApart checks that containers parsed together,
+// whose members and elements share one allocation, grow without
+// overwriting each other.
+func TestParsedContainersGrowApart(t *testing.T) {
+	v, err := Parse([]byte("{\"a\":{\"x\":1},\"b\":{\"y\":2},\"c\":[[1],[2]],\"\xff\":{\"\xfe\":3}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Key("a").SetKey("z", NewInt(3))
+	v.Get("c.0").Append(NewInt(4))
+	v.Key("\ufffd").SetKey("w", NewInt(5))
+	want := `{"a":{"x":1,"z":3},"b":{"y":2},"c":[[1,4],[2]],"�":{"�":3,"w":5}}`
+	if got := string(v.JSON()); got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestEncodeStrings checks that strings encode as valid JSON that decodes
+// to the string, with each invalid byte replaced by U+FFFD.
+func TestEncodeStrings(t *testing.T) {
+	for _, s := range []string{"", "plain ASCII text, long enough for words", "q\"b\\s/", "\x00\x1f\x7f\n\r\t\b\f",
+		"é€😀 mixed with ASCII", "bad \xff\xfe utf-8 \xe2\x82", strings.Repeat("abcdefg\"", 9)} {
+		got := NewString(s).JSON()
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Errorf("%q encodes as %s: %v", s, got, err)
+			continue
+		}
+		var want []rune
+		for _, r := range s { // each invalid byte is a U+FFFD
+			want = append(want, r)
+		}
+		if back != string(want) {
+			t.Errorf("%q encodes as %s, which decodes to %q", s, got, back)
+		}
+	}
+}
