@@ -64,6 +64,7 @@ type Node struct {
 	cfg       Config
 	log       *slog.Logger
 	Registry  *processors.Registry
+	Spawned   *Spawned
 	Ingester  *ingest.Ingester
 	API       *api.API
 	Metrics   *metrics.Registry
@@ -71,6 +72,7 @@ type Node struct {
 	bg        sync.WaitGroup
 	storeOK   sync.Mutex
 	reachable bool
+	sampler   sampler
 }
 
 // New assembles a node; Start starts it.
@@ -89,6 +91,7 @@ func New(cfg Config) *Node {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, Metrics: cfg.Metrics, reachable: true}
 	n.Registry = processors.New(cfg.Store, cfg.Runtime, cfg.Logger)
+	n.Spawned = NewSpawned(cfg.Runtime, cfg.Now)
 	ic := cfg.Ingest
 	ic.Store, ic.Pipelines, ic.Metrics, ic.Logger, ic.Now = cfg.Store, n.Registry, cfg.Metrics, cfg.Logger, cfg.Now
 	if cfg.Streams != nil {
@@ -189,6 +192,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stop()
 	}
 	n.bg.Wait()
+	n.Spawned.Close(ctx)
 	return errors.Join(errs...)
 }
 

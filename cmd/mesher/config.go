@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mesher-dev/mesher/cluster"
 	"github.com/mesher-dev/mesher/host/api"
 	"github.com/mesher-dev/mesher/host/ingest"
 	"github.com/mesher-dev/mesher/host/wasm"
@@ -32,6 +33,7 @@ type serveConfig struct {
 	LogLevel  slog.Level
 	LogFormat string
 
+	Placement        cluster.PlacementConfig
 	Limits           api.Limits
 	QueueEvents      int
 	ProcessorMemory  uint64
@@ -108,6 +110,37 @@ var settings = []setting{
 		c.GossipAddr = v
 		return nil
 	}},
+	{"MESHER_LOAD_INTERVAL", "load-interval", cluster.DefaultSampleInterval.String(), "how often a node samples its load and decides placements", func(c *serveConfig, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond {
+			return errors.New("must be a duration of at least 100ms")
+		}
+		c.Placement.SampleInterval = d
+		return nil
+	}},
+	{"MESHER_PLACE_HIGH", "place-high", strconv.FormatFloat(cluster.DefaultHigh, 'f', -1, 64), "busy fraction above which a node ships work to peers", func(c *serveConfig, v string) error {
+		f, err := fraction(v)
+		c.Placement.High = f
+		return err
+	}},
+	{"MESHER_PLACE_LOW", "place-low", strconv.FormatFloat(cluster.DefaultLow, 'f', -1, 64), "busy fraction below which a node takes work back or accepts it", func(c *serveConfig, v string) error {
+		f, err := fraction(v)
+		c.Placement.Low = f
+		return err
+	}},
+	{"MESHER_PLACE_SAMPLES", "place-samples", strconv.Itoa(cluster.DefaultSamples), "consecutive samples past a watermark before a move", func(c *serveConfig, v string) error {
+		n, err := positive(v)
+		c.Placement.Samples = n
+		return err
+	}},
+	{"MESHER_PLACE_MIN_STAY", "place-min-stay", cluster.DefaultMinStay.String(), "shortest life of an instance spawned on a peer", func(c *serveConfig, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("must be a duration")
+		}
+		c.Placement.MinStay = d
+		return nil
+	}},
 	{"MESHER_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(c *serveConfig, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
@@ -169,6 +202,14 @@ var settings = []setting{
 	}},
 }
 
+func fraction(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || f > 1 {
+		return 0, errors.New("must be a number above 0 and at most 1")
+	}
+	return f, nil
+}
+
 func positive(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
@@ -217,6 +258,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		if err := s.set(c, *values[i]); err != nil {
 			return nil, fmt.Errorf("%s (-%s) = %q: %w", s.env, s.flag, *values[i], err)
 		}
+	}
+	if c.Placement.Low >= c.Placement.High {
+		return nil, fmt.Errorf("MESHER_PLACE_LOW (%v) must be below MESHER_PLACE_HIGH (%v)", c.Placement.Low, c.Placement.High)
 	}
 	if c.Cluster() {
 		switch {

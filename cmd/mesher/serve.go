@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mesher-dev/mesher/cluster"
 	"github.com/mesher-dev/mesher/host"
 	"github.com/mesher-dev/mesher/host/api"
 	"github.com/mesher-dev/mesher/host/ingest"
@@ -66,6 +67,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if nodeName == "" {
 		nodeName = "standalone"
 	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("MESHER_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+
+	var cl *clustered
+	var describe api.Cluster
+	if cfg.Cluster() {
+		if cl, err = startCluster(ctx, cfg, ln.Addr().String(), log); err != nil {
+			return err
+		}
+		d := describer{c: cl.c}
+		d.work = func() *cluster.Work { return cl.work }
+		describe = d
+	}
+
 	hub, err := stream.New(stream.Config{Logger: log.With("component", "stream")})
 	if err != nil {
 		return fmt.Errorf("streams: %w", err)
@@ -76,6 +94,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Store:          st,
 		Runtime:        rt,
 		Streams:        streams,
+		Cluster:        describe,
 		AdminTokenHash: tokenHash,
 		Limits:         cfg.Limits,
 		Ingest:         ingest.Config{MaxQueued: cfg.QueueEvents},
@@ -84,13 +103,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := node.Start(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("MESHER_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	handler := node.Handler()
+	if cl != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/internal/v1/", cl.attach(node, streams, hub, cfg.Placement))
+		mux.Handle("/", node.Handler())
+		handler = mux
 	}
+
 	srv := &http.Server{
-		Handler:           node.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -99,7 +121,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	printBanner(stdout, ln.Addr().String(), storeDesc, token, fresh, cfg.AdminToken != "")
-	log.Info("serving", "addr", ln.Addr().String(), "store", storeDesc, "node", nodeName)
+	log.Info("serving", "addr", ln.Addr().String(), "store", storeDesc, "node", nodeName, "cluster", cfg.Cluster())
 
 	select {
 	case err := <-serveErr:
@@ -115,6 +137,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := node.Shutdown(sctx); err != nil {
 		errs = append(errs, err)
+	}
+	if cl != nil {
+		if err := cl.leave(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("leave the cluster: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -183,6 +183,9 @@ func (in *Ingester) Start() {
 	}()
 }
 
+// Stored returns the events committed so far, duplicates excluded.
+func (in *Ingester) Stored() uint64 { return in.mAccepted.Value() }
+
 // Queued returns the events accepted and not yet committed.
 func (in *Ingester) Queued() int { return int(in.queued.Load()) }
 

@@ -4,12 +4,14 @@ package processors
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
 
+	"github.com/mesher-dev/mesher/abi"
 	"github.com/mesher-dev/mesher/host/pipeline"
 	"github.com/mesher-dev/mesher/host/store"
 	"github.com/mesher-dev/mesher/host/wasm"
@@ -30,6 +32,8 @@ type Registry struct {
 	processors map[procKey]*wasm.Processor
 	built      map[string]builtPipeline // by project id
 	pipelines  atomic.Pointer[map[string]*pipeline.Pipeline]
+	forwarder  atomic.Pointer[Forwarder]
+	singletons atomic.Pointer[Singletons]
 }
 
 type procKey struct{ name, sha string }
@@ -113,7 +117,8 @@ func (r *Registry) Build(ctx context.Context, sp *store.Pipeline) (*pipeline.Pip
 		if err != nil {
 			return nil, nil, fmt.Errorf("step %d: %w", i, err)
 		}
-		pl.Steps = append(pl.Steps, pipeline.Step{Processor: p, Settings: settings})
+		step := &routed{reg: r, local: p, name: st.Processor, sha: sha, singleton: p.Module().Manifest.Mode == abi.Singleton}
+		pl.Steps = append(pl.Steps, pipeline.Step{Processor: step, Settings: settings})
 		shas = append(shas, sha)
 	}
 	return pl, shas, nil
@@ -241,4 +246,48 @@ func (r *Registry) Forget(ctx context.Context, name string) {
 	for _, p := range gone {
 		p.Close(ctx)
 	}
+}
+
+// RunLocal runs one batch of a processor version on this node, starting the
+// processor if needed; settings is the configuration as a JSON object. It
+// serves batches other nodes route here (singletons this node owns).
+func (r *Registry) RunLocal(ctx context.Context, name, sha string, settings, input []byte, count int) ([]abi.Record, error) {
+	p, err := r.processor(ctx, name, sha)
+	if err != nil {
+		return nil, err
+	}
+	s, err := SettingsFrom(p.Module(), settings)
+	if err != nil {
+		return nil, err
+	}
+	return p.Process(ctx, input, count, s)
+}
+
+// Singletons lists the singleton processors the installed pipelines use.
+func (r *Registry) Singletons() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pl := range *r.pipelines.Load() {
+		for _, st := range pl.Steps {
+			if rt, ok := st.Processor.(*routed); ok && rt.singleton && !seen[rt.name] {
+				seen[rt.name] = true
+				out = append(out, rt.name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SettingsFrom parses a configuration received from another node and checks
+// it against the module's manifest.
+func SettingsFrom(m *wasm.Module, raw []byte) (*wasm.Settings, error) {
+	if len(raw) == 0 {
+		return m.DefaultSettings(), nil
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	return m.Settings(cfg)
 }

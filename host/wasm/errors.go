@@ -20,6 +20,7 @@ const (
 	ReasonStatus        Reason = "status"         // mesher_process returned non-zero
 	ReasonQuarantined   Reason = "quarantined"    // skipped: the processor is quarantined
 	ReasonStart         Reason = "start"          // a new instance could not start
+	ReasonUnavailable   Reason = "unavailable"    // the processor runs elsewhere and could not be reached
 )
 
 // ProcessError is the error of a failed batch. It names the processor and

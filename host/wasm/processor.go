@@ -424,6 +424,10 @@ func (m *Module) Settings(cfg map[string]json.RawMessage) (*Settings, error) {
 	return s, nil
 }
 
+// DefaultSettings returns the configuration of a processor given none: the
+// manifest's defaults.
+func (m *Module) DefaultSettings() *Settings { return m.defaults() }
+
 func (m *Module) defaults() *Settings {
 	m.defaultsOnce.Do(func() {
 		s, err := m.Settings(nil)

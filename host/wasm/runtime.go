@@ -286,6 +286,15 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Lookup returns a module with these bytes that the runtime has already
+// compiled for its default memory cap.
+func (r *Runtime) Lookup(sha string) (*Module, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.modules[moduleKey{sha: sha, pages: r.cfg.Limits.pages()}]
+	return m, ok
+}
+
 // Load validates and compiles a module under the runtime's default memory
 // cap. See LoadWithLimits.
 func (r *Runtime) Load(ctx context.Context, bin []byte) (*Module, error) {
