@@ -210,6 +210,11 @@ func (n *Node) registerMetrics() {
 		})
 	}
 	m.OnScrape(func() {
+		for _, sp := range n.Spawned.List() {
+			labels := []string{"processor", sp.Name, "for", sp.For, "id", sp.ID}
+			m.Gauge("mesher_spawned_batches", "Batches an instance spawned for another node ran.", labels...).Set(float64(sp.Status.Batches))
+			m.Gauge("mesher_spawned_events", "Events an instance spawned for another node processed.", labels...).Set(float64(sp.Status.Events))
+		}
 		for _, s := range n.Registry.Statuses() {
 			labels := []string{"processor", s.Name, "version", s.SHA256[:12]}
 			st := s.Status

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mesher-dev/mesher/internal/pgtest"
+)
+
+const testCookie = "cluster-cookie-0123456789"
+
+// freePort returns a port free for both TCP and UDP on 127.0.0.1, for
+// gossip.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// clusterEnv is the environment of one node of a test cluster sharing db.
+func clusterEnv(t *testing.T, name, db, cookie string, gossip int, seeds ...int) map[string]string {
+	env := map[string]string{
+		"MESHER_HTTP_ADDR":     "127.0.0.1:0",
+		"MESHER_DATA_DIR":      t.TempDir(),
+		"MESHER_ADMIN_TOKEN":   "test-admin-token-0123456789",
+		"MESHER_LOG_LEVEL":     "info",
+		"MESHER_DATABASE_URL":  db,
+		"MESHER_NODE_NAME":     name,
+		"MESHER_COOKIE":        cookie,
+		"MESHER_GOSSIP_ADDR":   "127.0.0.1:" + strconv.Itoa(gossip),
+		"MESHER_LOAD_INTERVAL": "500ms",
+		"MESHER_PLACE_HIGH":    "0.15",
+		"MESHER_PLACE_LOW":     "0.1",
+		"MESHER_PLACE_SAMPLES": "2",
+		"MESHER_RATE_LIMIT":    "1000000",
+		"MESHER_RATE_BURST":    "1000000",
+	}
+	if cache := os.Getenv("MESHER_TEST_CACHE"); cache != "" {
+		env["MESHER_WASM_CACHE_DIR"] = cache
+	}
+	var peers []string
+	for _, s := range seeds {
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(s))
+	}
+	env["MESHER_PEERS"] = strings.Join(peers, ",")
+	return env
+}
+
+type testCluster struct {
+	nodes []*node
+	envs  []map[string]string
+	key   string
+}
+
+// startCluster starts n nodes sharing one fresh database, with a project
+// "app" whose pipeline is scrub, and waits until every node sees them all.
+func startTestCluster(t *testing.T, n int) *testCluster {
+	db := pgtest.URL(t)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	tc := &testCluster{}
+	for i := 0; i < n; i++ {
+		env := clusterEnv(t, fmt.Sprintf("n%d", i+1), db, testCookie, ports[i], ports[0])
+		tc.envs = append(tc.envs, env)
+		tc.nodes = append(tc.nodes, startNode(t, env))
+	}
+	for _, nd := range tc.nodes {
+		waitFor(t, func() bool { return len(nd.alive()) == n })
+	}
+	_, tc.key = tc.nodes[0].project("app")
+	tc.nodes[0].uploadPlugin("scrub")
+	want(t, tc.nodes[0].do("PUT", "/api/v1/projects/app/pipeline", tc.nodes[0].Admin, `{"processors":[{"name":"scrub"}]}`), 200, "")
+	return tc
+}
+
+// describe returns GET /api/v1/cluster.
+func (n *node) describe() map[string]any {
+	r := n.do("GET", "/api/v1/cluster", n.Admin, nil)
+	if r.Status != 200 {
+		n.t.Fatalf("cluster: %d %s", r.Status, r.Body)
+	}
+	return r.JSON
+}
+
+// alive returns the names of members this node sees alive.
+func (n *node) alive() []string {
+	var out []string
+	for _, m := range n.describe()["members"].([]any) {
+		mm := m.(map[string]any)
+		if mm["state"] == "alive" {
+			out = append(out, mm["name"].(string))
+		}
+	}
+	return out
+}
+
+// heavyBulk is a bulk body whose events keep scrub busy.
+func heavyBulk(n int) string {
+	extra := map[string]string{}
+	for i := 0; i < 40; i++ {
+		extra[fmt.Sprintf("k%d", i)] = fmt.Sprintf("value %d mail a%d@example.com from 10.0.0.%d", i, i, i)
+	}
+	ev := map[string]any{"message": "user bob@example.com paid with 4111 1111 1111 1111", "extra": extra}
+	evs := make([]any, n)
+	for i := range evs {
+		evs[i] = ev
+	}
+	b, _ := json.Marshal(evs)
+	return string(b)
+}
+
+// loader posts bulk requests to the given nodes until stopped and records
+// every acknowledged id.
+type loader struct {
+	mu    sync.Mutex
+	acked []string
+	fails int
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startLoad(targets func() []*node, key string, workers int) *loader {
+	l := &loader{stop: make(chan struct{})}
+	body := heavyBulk(50)
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func(w int) {
+			defer l.wg.Done()
+			client := &http.Client{Timeout: 30 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				ts := targets()
+				n := ts[(w+i)%len(ts)]
+				req, _ := http.NewRequest("POST", n.URL+"/api/v1/events/bulk", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				resp, err := client.Do(req)
+				if err != nil {
+					l.mu.Lock()
+					l.fails++
+					l.mu.Unlock()
+					continue
+				}
+				var r struct{ IDs []string }
+				json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				l.mu.Lock()
+				if resp.StatusCode == 202 {
+					l.acked = append(l.acked, r.IDs...)
+				} else {
+					l.fails++
+				}
+				l.mu.Unlock()
+			}
+		}(w)
+	}
+	return l
+}
+
+func (l *loader) end() []string {
+	close(l.stop)
+	l.wg.Wait()
+	return l.acked
+}
+
+var spawnedRE = regexp.MustCompile(`mesher_spawned_events\{[^}]*for="n1"[^}]*\} (\d+)`)
+
+// spawnedEvents returns the events instances spawned for n1 processed on n.
+func (n *node) spawnedEvents() int {
+	m := spawnedRE.FindAllStringSubmatch(string(n.do("GET", "/metrics", "", nil).Body), -1)
+	total := 0
+	for _, s := range m {
+		v, _ := strconv.Atoi(s[1])
+		total += v
+	}
+	return total
+}
+
+// TestClusterShipsWorkAndSurvivesACrash runs three real mesher processes
+// sharing PostgreSQL. Load at n1 makes it spawn its busy processor on a
+// peer, which then processes events (registry and per-node metrics show
+// it). Then the peer is killed with -9 under load: the survivors see it
+// dead, it leaves the registry, a stream subscriber on another node keeps
+// receiving events from n1, and every event that got a 202 is stored.
+func TestClusterShipsWorkAndSurvivesACrash(t *testing.T) {
+	tc := startTestCluster(t, 3)
+	n1, n2, n3 := tc.nodes[0], tc.nodes[1], tc.nodes[2]
+	// Subscribers on both peers; the one on the node that survives must
+	// receive every event committed on n1, exactly once.
+	live := map[*node]chan string{}
+	for _, p := range []*node{n2, n3} {
+		ws := p.dial("app", tc.key)
+		ch := make(chan string, 200000)
+		live[p] = ch
+		go func() {
+			for {
+				var m map[string]any
+				if err := ws.ReadJSON(&m); err != nil {
+					close(ch)
+					return
+				}
+				if m["type"] == "event" {
+					ch <- m["id"].(string)
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // stream interests reach n1 by gossip
+
+	alive := []*node{n1, n2, n3}
+	var mu sync.Mutex
+	targets := func() []*node { mu.Lock(); defer mu.Unlock(); return []*node{n1} }
+	load := startLoad(targets, tc.key, 4)
+
+	// n1 spawns scrub on a peer, and the peer processes events for it.
+	var peer *node
+	waitFor(t, func() bool {
+		for _, p := range alive[1:] {
+			if p.spawnedEvents() > 0 {
+				peer = p
+				return true
+			}
+		}
+		return false
+	})
+	// The registry, read from every node, shows the spawned instance.
+	for _, nd := range alive {
+		waitFor(t, func() bool {
+			for _, in := range nd.describe()["registry"].(map[string]any)["scrub"].([]any) {
+				im := in.(map[string]any)
+				if im["kind"] == "spawned" && im["for"] == "n1" && im["node"] == peer.env["MESHER_NODE_NAME"] {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	t.Logf("n1 placed scrub on %s, which processed %d events for it", peer.env["MESHER_NODE_NAME"], peer.spawnedEvents())
+
+	// Kill the peer running work for n1; the third node watches.
+	var watcher *node
+	for _, p := range alive[1:] {
+		if p != peer {
+			watcher = p
+		}
+	}
+	killedName := peer.env["MESHER_NODE_NAME"]
+	killedAt := time.Now()
+	peer.kill()
+	waitFor(t, func() bool {
+		for _, m := range watcher.describe()["members"].([]any) {
+			mm := m.(map[string]any)
+			if mm["name"] == killedName && mm["state"] == "dead" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("%s seen dead by %s %.2fs after kill -9", killedName, watcher.env["MESHER_NODE_NAME"], time.Since(killedAt).Seconds())
+	waitFor(t, func() bool {
+		for _, in := range n1.describe()["registry"].(map[string]any)["scrub"].([]any) {
+			if in.(map[string]any)["node"] == killedName {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second) // keep loading the survivors
+	acked := load.end()
+	if len(acked) == 0 {
+		t.Fatal("no event was acknowledged")
+	}
+	for _, id := range acked {
+		want(t, n1.do("GET", "/api/v1/projects/app/events/"+id, n1.Admin, nil), 200, "")
+	}
+	// The subscriber on the surviving peer received every event committed
+	// on n1, across the crash, exactly once.
+	seen := map[string]bool{}
+	deadline := time.After(15 * time.Second)
+drain:
+	for len(seen) < len(acked) {
+		select {
+		case id, ok := <-live[watcher]:
+			if !ok {
+				break drain
+			}
+			if seen[id] {
+				t.Errorf("event %s delivered twice", id)
+			}
+			seen[id] = true
+		case <-deadline:
+			break drain
+		}
+	}
+	if len(seen) != len(acked) {
+		t.Errorf("stream on %s received %d of %d events committed on n1", watcher.env["MESHER_NODE_NAME"], len(seen), len(acked))
+	}
+	t.Logf("%d events acknowledged across the crash, all stored; %d requests failed", len(acked), load.fails)
+}
+
+// TestClusterRefusesWrongCookie starts a node with another cookie: it never
+// becomes a member.
+func TestClusterRefusesWrongCookie(t *testing.T) {
+	db := pgtest.URL(t)
+	p1, p2 := freePort(t), freePort(t)
+	n1 := startNode(t, clusterEnv(t, "n1", db, testCookie, p1))
+	intruder := startNode(t, clusterEnv(t, "x1", db, "another-cookie-0123456789", p2, p1))
+	time.Sleep(3 * time.Second)
+	if got := n1.alive(); len(got) != 1 {
+		t.Fatalf("n1 sees %v, want only itself", got)
+	}
+	if got := intruder.alive(); len(got) != 1 {
+		t.Fatalf("the intruder sees %v, want only itself", got)
+	}
+	// Node-to-node requests without a valid signature are refused.
+	req, _ := http.NewRequest("GET", n1.URL+"/internal/v1/modules/abc", nil)
+	req.Header.Set("X-Mesher-Node", "x1")
+	req.Header.Set("X-Mesher-Time", strconv.FormatInt(time.Now().Unix(), 10))
+	req.Header.Set("X-Mesher-Signature", "00")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged node-to-node request got %d, want 401", resp.StatusCode)
+	}
+}
