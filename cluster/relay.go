@@ -35,11 +35,12 @@ type Relay struct {
 	c         *Cluster
 	interests func() []string
 
-	mu      sync.Mutex
-	peers   map[string]*relayPeer
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	dropped atomic.Uint64
+	mu       sync.Mutex
+	peers    map[string]*relayPeer
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	dropped  atomic.Uint64
 }
 
 type relayPeer struct {
@@ -157,8 +158,8 @@ func (r *Relay) send(name string, p *relayPeer) {
 	}
 }
 
-// Stop stops relaying.
+// Stop stops relaying. Calling it again does nothing.
 func (r *Relay) Stop() {
-	close(r.stop)
+	r.stopOnce.Do(func() { close(r.stop) })
 	r.wg.Wait()
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mesher-dev/mesher/internal/fixture"
 	"github.com/mesher-dev/mesher/internal/pgtest"
 )
 
@@ -20,7 +22,7 @@ const testCookie = "cluster-cookie-0123456789"
 
 // freePort returns a port free for both TCP and UDP on 127.0.0.1, for
 // gossip.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for i := 0; i < 20; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,7 +42,7 @@ func freePort(t *testing.T) int {
 }
 
 // clusterEnv is the environment of one node of a test cluster sharing db.
-func clusterEnv(t *testing.T, name, db, cookie string, gossip int, seeds ...int) map[string]string {
+func clusterEnv(t testing.TB, name, db, cookie string, gossip int, seeds ...int) map[string]string {
 	env := map[string]string{
 		"MESHER_HTTP_ADDR":     "127.0.0.1:0",
 		"MESHER_DATA_DIR":      t.TempDir(),
@@ -76,7 +78,7 @@ type testCluster struct {
 
 // startCluster starts n nodes sharing one fresh database, with a project
 // "app" whose pipeline is scrub, and waits until every node sees them all.
-func startTestCluster(t *testing.T, n int) *testCluster {
+func startTestCluster(t testing.TB, n int) *testCluster {
 	db := pgtest.URL(t)
 	ports := make([]int, n)
 	for i := range ports {
@@ -351,5 +353,103 @@ func TestClusterRefusesWrongCookie(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("forged node-to-node request got %d, want 401", resp.StatusCode)
+	}
+}
+
+// singletonOwners returns the nodes the registry, read from n, lists as
+// owners of a singleton processor.
+func (n *node) singletonOwners(name string) []string {
+	var out []string
+	reg, _ := n.describe()["registry"].(map[string]any)[name].([]any)
+	for _, in := range reg {
+		im := in.(map[string]any)
+		if im["kind"] == "singleton" {
+			out = append(out, im["node"].(string))
+		}
+	}
+	return out
+}
+
+// TestClusterSingleton runs a processor declared singleton in a 3-node
+// cluster: exactly one node owns it and events sent to any node are
+// processed there; when the owner is killed, events are passed on flagged
+// (never lost) until another node takes over after the lease expires, and
+// then processed again.
+func TestClusterSingleton(t *testing.T) {
+	tc := startTestCluster(t, 3)
+	n1 := tc.nodes[0]
+	src, err := os.ReadFile(filepath.Join(fixture.Root(t), "abi", "testdata", "warn.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := fixture.WAT(t, string(src), `{"name":"warn","version":"1.0.0","mode":"singleton"}`)
+	want(t, n1.do("PUT", "/api/v1/processors/warn", n1.Admin, bin), 201, "")
+	want(t, n1.do("PUT", "/api/v1/projects/app/pipeline", n1.Admin, `{"processors":[{"name":"warn"}]}`), 200, "")
+
+	var owner string
+	waitFor(t, func() bool {
+		for _, nd := range tc.nodes {
+			if got := nd.singletonOwners("warn"); len(got) != 1 {
+				return false
+			} else {
+				owner = got[0]
+			}
+		}
+		return true
+	})
+	t.Logf("warn is owned by %s", owner)
+	level := func(nd *node, id string) (string, any) {
+		r := nd.do("GET", "/api/v1/projects/app/events/"+id, nd.Admin, nil)
+		want(t, r, 200, "")
+		ev := r.JSON["event"].(map[string]any)
+		return ev["level"].(string), r.JSON["flags"]
+	}
+	send := func(nd *node) string {
+		r := nd.do("POST", "/api/v1/events", tc.key, `{"message":"m","level":"error"}`)
+		want(t, r, 202, "")
+		return r.str("id")
+	}
+	for _, nd := range tc.nodes {
+		id := send(nd)
+		if lvl, flags := level(n1, id); lvl != "warning" || flags != nil {
+			t.Errorf("event sent to %s: level %s, flags %v; want processed by the owner", nd.env["MESHER_NODE_NAME"], lvl, flags)
+		}
+	}
+
+	var killed *node
+	var survivors []*node
+	for _, nd := range tc.nodes {
+		if nd.env["MESHER_NODE_NAME"] == owner {
+			killed = nd
+		} else {
+			survivors = append(survivors, nd)
+		}
+	}
+	killedAt := time.Now()
+	killed.kill()
+	// Until the lease expires nobody may run it: events are kept, flagged.
+	id := send(survivors[0])
+	if lvl, flags := level(survivors[0], id); lvl != "error" || flags == nil {
+		t.Errorf("event during the outage: level %s, flags %v; want it unprocessed and flagged", lvl, flags)
+	}
+	var newOwner string
+	waitFor(t, func() bool {
+		got := survivors[0].singletonOwners("warn")
+		if len(got) == 1 && got[0] != owner {
+			newOwner = got[0]
+			return true
+		}
+		return false
+	})
+	t.Logf("%s took warn over %.1fs after %s was killed", newOwner, time.Since(killedAt).Seconds(), owner)
+	for _, nd := range survivors {
+		waitFor(t, func() bool {
+			got := nd.singletonOwners("warn")
+			return len(got) == 1 && got[0] == newOwner
+		})
+		id := send(nd)
+		if lvl, flags := level(survivors[0], id); lvl != "warning" || flags != nil {
+			t.Errorf("event sent to %s after the takeover: level %s, flags %v", nd.env["MESHER_NODE_NAME"], lvl, flags)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -59,7 +60,10 @@ func TestAdminTokenShownOnce(t *testing.T) {
 	env := nodeEnv(t, embeddedStore)
 	delete(env, "MESHER_ADMIN_TOKEN")
 	n := startNode(t, env)
-	m := tokenRE.FindStringSubmatch(n.out.String())
+	var m []string
+	for deadline := time.Now().Add(10 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		m = tokenRE.FindStringSubmatch(n.out.String()) // the banner's lines arrive one by one
+	}
 	if m == nil {
 		t.Fatalf("no admin token in the banner:\n%s", n.out)
 	}

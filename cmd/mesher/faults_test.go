@@ -154,7 +154,7 @@ func TestPostgresRestartMidLoad(t *testing.T) {
 	t.Logf("%d events acknowledged, %d answered 503 while the database was away; all acknowledged events stored", len(acked), unavailable.Load())
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

@@ -106,7 +106,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler := node.Handler()
 	if cl != nil {
 		mux := http.NewServeMux()
-		mux.Handle("/internal/v1/", cl.attach(node, streams, hub, cfg.Placement))
+		mux.Handle("/internal/v1/", cl.attach(node, st, streams, hub, cfg.Placement))
 		mux.Handle("/", node.Handler())
 		handler = mux
 	}
