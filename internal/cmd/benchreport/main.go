@@ -24,7 +24,10 @@ import (
 // from its results.
 type suite struct {
 	pkg, bench, benchtime string
-	sections              []func(results) string
+	// count overrides -count for slow benchmarks; results accumulate
+	// across suites so that a section can use earlier suites' figures.
+	count    int
+	sections []func(results) string
 }
 
 var suites = []suite{
@@ -32,6 +35,16 @@ var suites = []suite{
 		sections: []func(results) string{noopSection, interruptSection, startSection}},
 	{pkg: "./plugins/scrub", bench: "^BenchmarkScrub$", benchtime: "1s",
 		sections: []func(results) string{scrubSection}},
+	{pkg: "./host/store/embedded", bench: "^BenchmarkCommit$", benchtime: "10x"},
+	{pkg: "./host", bench: "^Benchmark(Ingest|Bulk)$", benchtime: "3s"},
+	{pkg: "./host", bench: "^BenchmarkLatency$", benchtime: "1x", count: 1,
+		sections: []func(results) string{ingestSection}},
+	{pkg: "./host/stream", bench: "^BenchmarkFanout$", benchtime: "2x",
+		sections: []func(results) string{fanoutSection}},
+	{pkg: "./cluster", bench: "^Benchmark(CrashDetection|RegistryConvergence|Forward|Relay)$", benchtime: "1s", count: 1},
+	{pkg: "./cmd/mesher", bench: "^BenchmarkRemoteSpawn$", benchtime: "3x", count: 1},
+	{pkg: "./cmd/mesher", bench: "^BenchmarkClusterThroughput$", benchtime: "1x", count: 1,
+		sections: []func(results) string{clusterSection}},
 }
 
 func main() {
@@ -48,11 +61,16 @@ func main() {
 func run(out string, count int, only string, log io.Writer) error {
 	var body strings.Builder
 	var commands []string
+	all := results{}
 	for _, s := range suites {
 		if only != "" && !strings.Contains(s.pkg, only) {
 			continue
 		}
-		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.benchtime, "-count", strconv.Itoa(count), s.pkg}
+		n := count
+		if s.count > 0 {
+			n = s.count
+		}
+		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.benchtime, "-count", strconv.Itoa(n), "-timeout", "30m", s.pkg}
 		commands = append(commands, "go "+strings.Join(args, " "))
 		fmt.Fprintln(log, "$ go", strings.Join(args, " "))
 		cmd := exec.Command("go", args...)
@@ -62,15 +80,17 @@ func run(out string, count int, only string, log io.Writer) error {
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("%s: %w", s.pkg, err)
 		}
-		res := parse(&buf)
+		for name, units := range parse(&buf) {
+			all[name] = units
+		}
 		for _, sec := range s.sections {
-			body.WriteString(sec(res))
+			body.WriteString(sec(all))
 			body.WriteString("\n")
 		}
 	}
 	var doc strings.Builder
 	fmt.Fprintf(&doc, "# Benchmarks\n\nWritten by `make bench` (internal/cmd/benchreport) on %s.\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&doc, "Machine: %s, %d cores, %s. Each figure is the median of %d runs; every ratio compares benchmarks of the same run.\n\n",
+	fmt.Fprintf(&doc, "Machine: %s, %d cores, %s. Each figure is the median of %d runs unless its command says -count 1; every ratio compares benchmarks of the same `make bench` run.\n\n",
 		cpuModel(), runtime.NumCPU(), goVersion(), count)
 	doc.WriteString("Commands:\n\n```\n" + strings.Join(commands, "\n") + "\n```\n\n")
 	doc.WriteString(body.String())
