@@ -72,6 +72,16 @@ func (s *Store) Commit(ctx context.Context, events []*store.Event) ([]store.Comm
 	first := batch.FirstIndex(events)
 	results := make([]store.Committed, len(events))
 
+	distinct := 0
+	for i := range events {
+		if first[i] == i {
+			distinct++
+		}
+	}
+	if distinct < copyThreshold {
+		return s.commitOne(ctx, events, keys, first, results, now)
+	}
+
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, wrap("commit: connect", err)
@@ -498,4 +508,134 @@ func (s *Store) SetIssueStatus(ctx context.Context, projectID string, id int64, 
 		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	}
 	return nil
+}
+
+// commitOneSQL stores a small batch in one statement (so in one implicit
+// transaction): it inserts the event ids, keeps the events whose id was
+// new, upserts their issues in (project, fingerprint) order — the order
+// every commit locks issues in, so concurrent commits never deadlock — and
+// inserts the events with their issue ids. It returns, for each new event,
+// its position in the batch, its issue, and whether this batch created or
+// reopened the issue. An issue's regressed_at is set to $15 exactly when a
+// resolved issue is reopened, which is how the statement tells a
+// regression apart.
+const commitOneSQL = `WITH input AS (
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+		$9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::int[])
+		AS u (id, p, f, t, l, m, env, rel, tags, ts, rcv, body, flags, ord)
+), ids AS (
+	INSERT INTO event_ids (project_id, event_id, received_at)
+	SELECT p, id, rcv FROM input ORDER BY p, id
+	ON CONFLICT DO NOTHING
+	RETURNING project_id, event_id
+), fresh AS (
+	SELECT input.* FROM input JOIN ids ON ids.project_id = input.p AND ids.event_id = input.id
+), groups AS (
+	SELECT p, f, count(*) AS n, min(ts) AS fs, max(ts) AS ls,
+		(array_agg(t ORDER BY ord))[1] AS t,
+		(array_agg(l ORDER BY mesher_level_rank(l) DESC, ord))[1] AS l
+	FROM fresh GROUP BY p, f
+), iss AS (
+	INSERT INTO issues AS i (project_id, fingerprint, title, level, status, count, first_seen, last_seen, created_at, updated_at)
+	SELECT p, f, t, l, 'unresolved', n, fs, ls, $15, $15 FROM groups ORDER BY p, f COLLATE "C"
+	ON CONFLICT (project_id, fingerprint) DO UPDATE SET
+		count = i.count + excluded.count,
+		first_seen = least(i.first_seen, excluded.first_seen),
+		last_seen = greatest(i.last_seen, excluded.last_seen),
+		level = CASE WHEN mesher_level_rank(excluded.level) > mesher_level_rank(i.level) THEN excluded.level ELSE i.level END,
+		status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
+		resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
+		regressed_at = CASE WHEN i.status = 'resolved' THEN $15 ELSE i.regressed_at END,
+		updated_at = $15
+	RETURNING i.id, i.project_id, i.fingerprint, (i.xmax = 0) AS created, (i.xmax <> 0 AND coalesce(i.regressed_at = $15, false)) AS regressed
+), ev AS (
+	INSERT INTO events (id, project_id, issue_id, fingerprint, title, level, message, environment, release, tags,
+		"timestamp", received_at, body, flags)
+	SELECT f.id, f.p, iss.id, f.f, f.t, f.l, f.m, f.env, f.rel, NULLIF(f.tags, '')::jsonb, f.ts, f.rcv,
+		NULLIF(f.body, '')::jsonb, NULLIF(f.flags, '')::jsonb
+	FROM fresh f JOIN iss ON iss.project_id = f.p AND iss.fingerprint = f.f
+)
+SELECT f.ord, iss.id, iss.created, iss.regressed FROM fresh f JOIN iss ON iss.project_id = f.p AND iss.fingerprint = f.f`
+
+// commitOne commits a small batch with commitOneSQL and looks up the issues
+// of resent events, if any.
+func (s *Store) commitOne(ctx context.Context, events []*store.Event, keys []eventKey, first []int,
+	results []store.Committed, now time.Time) ([]store.Committed, error) {
+	var ords []int32
+	args, err := eventArrays(events, keys, func(i int) bool {
+		if first[i] == i {
+			ords = append(ords, int32(i))
+			return true
+		}
+		return false
+	}, len(events))
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, ords, now)
+	rows, err := s.pool.Query(ctx, commitOneSQL, args...)
+	if err != nil {
+		return nil, wrap("commit", err)
+	}
+	isNew := make([]bool, len(events))
+	issueFirst := map[int64]int{} // issue id -> first new event of the batch in it
+	var ord int32
+	var id int64
+	var created, regressed bool
+	_, err = pgx.ForEachRow(rows, []any{&ord, &id, &created, &regressed}, func() error {
+		i := int(ord)
+		isNew[i] = true
+		results[i].IssueID = id
+		if f, ok := issueFirst[id]; !ok || i < f {
+			if ok {
+				results[f].NewIssue, results[f].Regressed = false, false
+			}
+			issueFirst[id] = i
+			results[i].NewIssue, results[i].Regressed = created, regressed
+		}
+		return nil
+	})
+	if err != nil {
+		if pgCode(err) == codeForeignKeyViolation {
+			return nil, fmt.Errorf("commit: unknown project: %w: %w", store.ErrNotFound, err)
+		}
+		return nil, wrap("commit", err)
+	}
+	var dups []int
+	for i := range events {
+		if first[i] == i && !isNew[i] {
+			dups = append(dups, i)
+		}
+	}
+	dupIssues := map[eventKey]int64{}
+	if len(dups) > 0 {
+		dp, di := make([][16]byte, len(dups)), make([][16]byte, len(dups))
+		for j, i := range dups {
+			dp[j], di[j] = keys[i].project, keys[i].id
+		}
+		rows, err := s.pool.Query(ctx, `SELECT d.project_id, d.event_id, e.issue_id
+			FROM unnest($1::uuid[], $2::uuid[]) AS u (p, e)
+			JOIN event_ids d ON d.project_id = u.p AND d.event_id = u.e
+			JOIN events e ON e.project_id = d.project_id AND e.received_at = d.received_at AND e.id = d.event_id`, dp, di)
+		if err != nil {
+			return nil, wrap("commit: look up resent events", err)
+		}
+		var k eventKey
+		if _, err := pgx.ForEachRow(rows, []any{&k.project, &k.id, &id}, func() error {
+			dupIssues[k] = id
+			return nil
+		}); err != nil {
+			return nil, wrap("commit: look up resent events", err)
+		}
+	}
+	for i, e := range events {
+		switch {
+		case first[i] != i:
+			results[i] = store.Committed{Duplicate: true, IssueID: results[first[i]].IssueID}
+		case !isNew[i]:
+			results[i] = store.Committed{Duplicate: true, IssueID: dupIssues[keys[i]]}
+		}
+		e.IssueID = results[i].IssueID
+	}
+	return results, nil
 }
