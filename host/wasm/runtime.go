@@ -135,36 +135,29 @@ type Limits struct {
 	Quarantine       time.Duration
 }
 
-func (l Limits) withDefaults() Limits {
-	if l.MemoryBytes == 0 {
-		l.MemoryBytes = DefaultMemoryLimit
-	}
-	if l.Timeout <= 0 {
-		l.Timeout = DefaultTimeout
-	}
-	if l.MaxOutput <= 0 {
-		l.MaxOutput = DefaultMaxOutput
-	}
-	if l.MaxFanOut <= 0 {
-		l.MaxFanOut = DefaultMaxFanOut
-	}
-	if l.Instances <= 0 {
-		l.Instances = runtime.GOMAXPROCS(0)
-	}
-	if l.FailureThreshold <= 0 {
-		l.FailureThreshold = DefaultFailureThreshold
-	}
-	if l.FailureWindow <= 0 {
-		l.FailureWindow = DefaultFailureWindow
-	}
-	if l.Quarantine <= 0 {
-		l.Quarantine = DefaultQuarantine
-	}
-	return l
+// defaultLimits are the defaults of Limits; Instances defaults to
+// GOMAXPROCS, read when the defaults are applied.
+var defaultLimits = Limits{
+	MemoryBytes:      DefaultMemoryLimit,
+	Timeout:          DefaultTimeout,
+	MaxOutput:        DefaultMaxOutput,
+	MaxFanOut:        DefaultMaxFanOut,
+	FailureThreshold: DefaultFailureThreshold,
+	FailureWindow:    DefaultFailureWindow,
+	Quarantine:       DefaultQuarantine,
 }
 
-// or fills zero fields of l from d.
-func (l Limits) or(d Limits) Limits {
+func (l Limits) withDefaults() Limits {
+	d := defaultLimits
+	d.Instances = runtime.GOMAXPROCS(0)
+	return l.fill(d)
+}
+
+// or fills zero fields of l from d, then from the defaults.
+func (l Limits) or(d Limits) Limits { return l.fill(d).withDefaults() }
+
+// fill sets every zero field of l to d's.
+func (l Limits) fill(d Limits) Limits {
 	if l.MemoryBytes == 0 {
 		l.MemoryBytes = d.MemoryBytes
 	}
@@ -189,7 +182,7 @@ func (l Limits) or(d Limits) Limits {
 	if l.Quarantine <= 0 {
 		l.Quarantine = d.Quarantine
 	}
-	return l.withDefaults()
+	return l
 }
 
 func (l Limits) pages() uint32 {
