@@ -290,8 +290,12 @@ func TestLimits(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("got %q, want it to contain %q", err, tt.msg)
 			}
-			if elapsed > timeout+100*time.Millisecond {
-				t.Errorf("batch took %v, more than its deadline %v + 100ms", elapsed, timeout)
+			// A loop is stopped within its deadline and 100 ms; the others
+			// fail on their own, only bounded by the deadline.
+			if bound := timeout + 100*time.Millisecond; tt.fixture == "loop" && elapsed > bound {
+				t.Errorf("loop stopped after %v, more than its deadline %v + 100ms", elapsed, timeout)
+			} else if elapsed > timeout+time.Second {
+				t.Errorf("batch took %v, well past its deadline %v", elapsed, timeout)
 			}
 			if st := p.Status(); st.Instances != 0 || st.FailedBatches != 1 {
 				t.Errorf("got %d live instances and %d failed batches, want the instance discarded and 1 failure", st.Instances, st.FailedBatches)
