@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/mesher-dev/mesher/abi/guest"
 	"github.com/mesher-dev/mesher/host/pipeline"
 )
 
@@ -87,32 +89,33 @@ type frame struct {
 
 // Normalize validates one event object and fills in what the host owns:
 // event_id (a client's UUID is kept, in canonical form; otherwise a new
-// one), timestamp (UTC), level (default error). Unknown fields are kept.
-// index is the event's position in a bulk request, or -1.
+// one), timestamp (UTC), level (default error). Unknown fields are kept,
+// in their order, numbers as written. index is the event's position in a
+// bulk request, or -1.
+//
+// Events are parsed with the guest SDK's JSON tree (abi/guest), which
+// parses and re-encodes a 1 KB event with a handful of allocations,
+// several times faster than decoding into maps with encoding/json.
 func Normalize(raw json.RawMessage, index int, now time.Time) (*Normalized, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+	root, err := guest.Parse(raw)
+	if err != nil || root.Kind() != guest.Object {
 		return nil, &FieldError{Index: index, Field: "", Msg: "event must be a JSON object"}
 	}
-	ferr := func(field, format string, args ...any) error {
-		return &FieldError{Index: index, Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
-	var f fields
-	var err error
-	if f, err = readFields(obj, index); err != nil {
+	f, err := readFields(root, index)
+	if err != nil {
 		return nil, err
 	}
 	if f.Message == "" && len(f.exception) == 0 {
 		return nil, &FieldError{Index: index, Field: "message", Msg: `must be a non-empty string unless the event has an "exception"`}
 	}
 	id := ""
-	if raw, ok := obj["event_id"]; ok && string(raw) != "null" {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, ferr("event_id", "must be a string")
+	if v := root.Key("event_id"); v.Kind() != guest.Null {
+		s, ok := v.Str()
+		if !ok {
+			return nil, &FieldError{Index: index, Field: "event_id", Msg: "must be a string"}
 		}
 		if id, ok = canonicalUUID(s); !ok {
-			return nil, ferr("event_id", "must be a UUID, got %q", truncate(s, 64))
+			return nil, &FieldError{Index: index, Field: "event_id", Msg: fmt.Sprintf("must be a UUID, got %q", truncate(s, 64))}
 		}
 	} else {
 		id = NewUUID()
@@ -123,46 +126,50 @@ func Normalize(raw json.RawMessage, index int, now time.Time) (*Normalized, erro
 	if f.Level == "" {
 		f.Level = "error"
 	}
-	obj["event_id"] = mustJSON(id)
-	obj["timestamp"] = mustJSON(f.Timestamp.Format(time.RFC3339Nano))
-	obj["level"] = mustJSON(f.Level)
+	root.SetKey("event_id", guest.NewString(id))
+	root.SetKey("timestamp", guest.NewString(f.Timestamp.Format(time.RFC3339Nano)))
+	root.SetKey("level", guest.NewString(f.Level))
 	if f.Tags != nil {
-		obj["tags"] = mustJSON(f.Tags)
+		tags := guest.NewObject()
+		keys := make([]string, 0, len(f.Tags))
+		for k := range f.Tags {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			tags.SetKey(k, guest.NewString(f.Tags[k]))
+		}
+		root.SetKey("tags", tags)
 	}
-	return &Normalized{Event: pipeline.Event{ID: id, Body: mustJSON(obj)}, fields: f}, nil
+	return &Normalized{Event: pipeline.Event{ID: id, Body: root.JSON()}, fields: f}, nil
 }
 
 // readFields reads and checks the fields the host uses.
-func readFields(obj map[string]json.RawMessage, index int) (fields, error) {
+func readFields(obj *guest.Value, index int) (fields, error) {
 	var f fields
 	ferr := func(field, format string, args ...any) error {
 		return &FieldError{Index: index, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	str := func(key string) (string, error) {
-		raw, ok := obj[key]
-		if !ok || string(raw) == "null" {
+		v := obj.Key(key)
+		if v.Kind() == guest.Null {
 			return "", nil
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, ok := v.Str()
+		if !ok {
 			return "", ferr(key, "must be a string")
 		}
 		return s, nil
 	}
 	var err error
-	if f.Message, err = str("message"); err != nil {
+	if m := obj.Key("message"); m.Kind() == guest.Object {
 		// Sentry's {"message": {"formatted": …}} form.
-		var m struct {
-			Formatted string `json:"formatted"`
-			Message   string `json:"message"`
-		}
-		if json.Unmarshal(obj["message"], &m) != nil {
-			return f, err
-		}
-		f.Message = m.Formatted
+		f.Message = m.Key("formatted").String()
 		if f.Message == "" {
-			f.Message = m.Message
+			f.Message = m.Key("message").String()
 		}
+	} else if f.Message, err = str("message"); err != nil {
+		return f, err
 	}
 	if f.Environment, err = str("environment"); err != nil {
 		return f, err
@@ -181,39 +188,41 @@ func readFields(obj map[string]json.RawMessage, index int) (fields, error) {
 		}
 		f.Level = l
 	}
-	if raw, ok := obj["timestamp"]; ok && string(raw) != "null" {
-		if f.Timestamp, err = parseTime(raw); err != nil {
+	if v := obj.Key("timestamp"); v.Kind() != guest.Null {
+		if f.Timestamp, err = parseTime(v); err != nil {
 			return f, ferr("timestamp", "%v", err)
 		}
 	}
-	if raw, ok := obj["tags"]; ok && string(raw) != "null" {
-		if f.Tags, err = parseTags(raw); err != nil {
+	if v := obj.Key("tags"); v.Kind() != guest.Null {
+		if f.Tags, err = parseTags(v); err != nil {
 			return f, ferr("tags", "%v", err)
 		}
 	}
-	if raw, ok := obj["exception"]; ok && string(raw) != "null" {
-		if f.exception, err = parseException(raw); err != nil {
+	if v := obj.Key("exception"); v.Kind() != guest.Null {
+		if f.exception, err = parseException(v); err != nil {
 			return f, ferr("exception", "%v", err)
 		}
 	}
-	if raw, ok := obj["fingerprint"]; ok && string(raw) != "null" {
-		var one string
-		var many []string
-		switch {
-		case json.Unmarshal(raw, &one) == nil:
-			f.fingerprint = []string{one}
-		case json.Unmarshal(raw, &many) == nil:
-			f.fingerprint = many
-		default:
+	if v := obj.Key("fingerprint"); v.Kind() != guest.Null {
+		if s, ok := v.Str(); ok {
+			f.fingerprint = []string{s}
+		} else if v.Kind() == guest.Array {
+			for _, e := range v.Elems() {
+				s, ok := e.Str()
+				if !ok {
+					return f, ferr("fingerprint", "must be a string or an array of strings")
+				}
+				f.fingerprint = append(f.fingerprint, s)
+			}
+		} else {
 			return f, ferr("fingerprint", "must be a string or an array of strings")
 		}
 	}
 	return f, nil
 }
 
-func parseTime(raw json.RawMessage) (time.Time, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+func parseTime(v *guest.Value) (time.Time, error) {
+	if s, ok := v.Str(); ok {
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"} {
 			if t, err := time.Parse(layout, s); err == nil {
 				return t.UTC(), nil
@@ -221,8 +230,8 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 		}
 		return time.Time{}, fmt.Errorf("must be RFC 3339 or Unix seconds, got %q", truncate(s, 64))
 	}
-	var secs float64
-	if err := json.Unmarshal(raw, &secs); err != nil || math.IsNaN(secs) || secs < 0 || secs > 1e11 {
+	secs, ok := v.Float()
+	if v.Kind() != guest.Number || !ok || math.IsNaN(secs) || secs < 0 || secs > 1e11 {
 		return time.Time{}, fmt.Errorf("must be RFC 3339 or Unix seconds")
 	}
 	whole, frac := math.Modf(secs)
@@ -230,12 +239,29 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 }
 
 // parseTags accepts an object of scalars or Sentry's [[key, value], …].
-func parseTags(raw json.RawMessage) (map[string]string, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err == nil {
-		tags := make(map[string]string, len(obj))
-		for k, v := range obj {
-			s, err := scalar(v)
+func parseTags(v *guest.Value) (map[string]string, error) {
+	switch v.Kind() {
+	case guest.Object:
+		tags := make(map[string]string, v.Len())
+		for _, m := range v.Members() {
+			s, err := scalar(m.Value)
+			if err != nil {
+				return nil, fmt.Errorf("value of %q %v", m.Key, err)
+			}
+			tags[m.Key] = s
+		}
+		return tags, nil
+	case guest.Array:
+		tags := make(map[string]string, v.Len())
+		for i, p := range v.Elems() {
+			if p.Kind() != guest.Array || p.Len() != 2 {
+				return nil, fmt.Errorf("pair %d must have 2 elements", i)
+			}
+			k, ok := p.Index(0).Str()
+			if !ok {
+				return nil, fmt.Errorf("key of pair %d must be a string", i)
+			}
+			s, err := scalar(p.Index(1))
 			if err != nil {
 				return nil, fmt.Errorf("value of %q %v", k, err)
 			}
@@ -243,81 +269,90 @@ func parseTags(raw json.RawMessage) (map[string]string, error) {
 		}
 		return tags, nil
 	}
-	var pairs [][]json.RawMessage
-	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, fmt.Errorf("must be an object or an array of [key, value] pairs")
-	}
-	tags := make(map[string]string, len(pairs))
-	for i, p := range pairs {
-		if len(p) != 2 {
-			return nil, fmt.Errorf("pair %d must have 2 elements", i)
-		}
-		var k string
-		if json.Unmarshal(p[0], &k) != nil {
-			return nil, fmt.Errorf("key of pair %d must be a string", i)
-		}
-		v, err := scalar(p[1])
-		if err != nil {
-			return nil, fmt.Errorf("value of %q %v", k, err)
-		}
-		tags[k] = v
-	}
-	return tags, nil
+	return nil, fmt.Errorf("must be an object or an array of [key, value] pairs")
 }
 
-func scalar(raw json.RawMessage) (string, error) {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", err
-	}
-	switch x := v.(type) {
-	case string:
-		return x, nil
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), nil
-	case bool:
-		return strconv.FormatBool(x), nil
+func scalar(v *guest.Value) (string, error) {
+	switch v.Kind() {
+	case guest.String:
+		s, _ := v.Str()
+		return s, nil
+	case guest.Number:
+		f, ok := v.Float()
+		if !ok {
+			return v.String(), nil
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), nil
+	case guest.Bool:
+		return v.String(), nil
 	}
 	return "", fmt.Errorf("must be a string, number or boolean")
 }
 
 // parseException accepts {"values": [...]} or a bare array of values.
-func parseException(raw json.RawMessage) ([]exceptionValue, error) {
-	type stacktrace struct {
-		Frames []frame `json:"frames"`
+func parseException(v *guest.Value) ([]exceptionValue, error) {
+	values := v
+	if v.Kind() == guest.Object {
+		values = v.Key("values")
+		if values.Kind() == guest.Null {
+			return nil, nil
+		}
 	}
-	type value struct {
-		Type       string      `json:"type"`
-		Value      any         `json:"value"`
-		Module     string      `json:"module"`
-		Stacktrace *stacktrace `json:"stacktrace"`
-	}
-	var wrapped struct {
-		Values []value `json:"values"`
-	}
-	var values []value
-	if err := json.Unmarshal(raw, &wrapped); err == nil {
-		values = wrapped.Values
-	} else if err := json.Unmarshal(raw, &values); err != nil {
+	if values.Kind() != guest.Array {
 		return nil, fmt.Errorf("must be {\"values\": [...]} or an array of exception values")
 	}
-	out := make([]exceptionValue, 0, len(values))
-	for _, v := range values {
-		ev := exceptionValue{Type: v.Type, Module: v.Module}
-		switch x := v.Value.(type) {
-		case string:
-			ev.Value = x
-		case nil:
-		default:
-			b, _ := json.Marshal(x)
-			ev.Value = string(b)
+	out := make([]exceptionValue, 0, values.Len())
+	for _, e := range values.Elems() {
+		if e.Kind() != guest.Object {
+			return nil, fmt.Errorf("must be {\"values\": [...]} or an array of exception values")
 		}
-		if v.Stacktrace != nil {
-			ev.Frames = v.Stacktrace.Frames
+		var ev exceptionValue
+		var err error
+		if ev.Type, err = optString(e, "type"); err != nil {
+			return nil, err
+		}
+		if ev.Module, err = optString(e, "module"); err != nil {
+			return nil, err
+		}
+		switch val := e.Key("value"); val.Kind() {
+		case guest.Null:
+		case guest.String:
+			ev.Value, _ = val.Str()
+		default:
+			ev.Value = string(val.JSON())
+		}
+		for _, fr := range e.Get("stacktrace.frames").Elems() {
+			var f frame
+			if f.Module, err = optString(fr, "module"); err != nil {
+				return nil, err
+			}
+			if f.Filename, err = optString(fr, "filename"); err != nil {
+				return nil, err
+			}
+			if f.Function, err = optString(fr, "function"); err != nil {
+				return nil, err
+			}
+			if b, ok := fr.Key("in_app").Bool(); ok {
+				f.InApp = &b
+			}
+			ev.Frames = append(ev.Frames, f)
 		}
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// optString reads an optional string member.
+func optString(obj *guest.Value, key string) (string, error) {
+	v := obj.Key(key)
+	if v.Kind() == guest.Null {
+		return "", nil
+	}
+	s, ok := v.Str()
+	if !ok {
+		return "", fmt.Errorf("%s must be a string", key)
+	}
+	return s, nil
 }
 
 // canonicalUUID accepts 32 hex digits with or without the four hyphens and

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +198,34 @@ func TestRateLimiterRefills(t *testing.T) {
 	if !ok {
 		t.Fatalf("a request larger than the burst is judged against a full bucket: got refused, wait %v", wait)
 	}
+}
+
+// FuzzNormalize checks that any input either is refused with a FieldError
+// or becomes a JSON object whose event_id, level and timestamp are the
+// ones Normalize reports.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{
+		`{"message":"m"}`, `{"exception":{"values":[{"type":"E","value":1,"stacktrace":{"frames":[{"function":"f","in_app":true}]}}]}}`,
+		`{"message":"m","tags":[["a",1]],"timestamp":1.5,"level":"WARN","fingerprint":["a"]}`,
+		`{"message":{"formatted":"x"},"event_id":"6F1C2A3B4D5E4F608A7B000000000001"}`, `[]`, `{"message":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		n, err := Normalize(in, -1, now)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			return
+		}
+		var body map[string]any
+		if err := json.Unmarshal(n.Body, &body); err != nil {
+			t.Fatalf("body %s: %v", n.Body, err)
+		}
+		if body["event_id"] != n.ID || body["level"] != n.Level || body["timestamp"] != n.Timestamp.Format(time.RFC3339Nano) {
+			t.Fatalf("body %s disagrees with %s %s %s", n.Body, n.ID, n.Level, n.Timestamp)
+		}
+	})
 }

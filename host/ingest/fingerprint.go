@@ -3,11 +3,12 @@ package ingest
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/mesher-dev/mesher/abi/guest"
 	"github.com/mesher-dev/mesher/host/pipeline"
 	"github.com/mesher-dev/mesher/host/store"
 )
@@ -153,11 +154,10 @@ func Finalize(ev *pipeline.Event, orig *Normalized, projectID string, received t
 	if orig != nil {
 		f = orig.fields
 	} else {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(ev.Body, &obj); err != nil {
-			return nil, err
+		obj, err := guest.Parse(ev.Body)
+		if err != nil || obj.Kind() != guest.Object {
+			return nil, fmt.Errorf("processed event %s is not a JSON object", ev.ID)
 		}
-		var err error
 		if f, err = readFields(obj, -1); err != nil {
 			// A processor produced a field the host cannot read: keep the
 			// event, flagged, with what can be read.
@@ -196,22 +196,21 @@ func Finalize(ev *pipeline.Event, orig *Normalized, projectID string, received t
 
 // lenientFields reads what it can from a body whose fields did not pass
 // readFields, so the event is still stored and grouped.
-func lenientFields(obj map[string]json.RawMessage) fields {
+func lenientFields(obj *guest.Value) fields {
 	var f fields
 	get := func(k string) string {
-		var s string
-		_ = json.Unmarshal(obj[k], &s)
+		s, _ := obj.Key(k).Str()
 		return s
 	}
 	f.Message, f.Environment, f.Release = get("message"), get("environment"), get("release")
 	f.Level = levelAliases[strings.ToLower(get("level"))]
-	if t, err := parseTime(obj["timestamp"]); err == nil {
+	if t, err := parseTime(obj.Key("timestamp")); err == nil {
 		f.Timestamp = t
 	}
-	if tags, err := parseTags(obj["tags"]); err == nil {
+	if tags, err := parseTags(obj.Key("tags")); err == nil {
 		f.Tags = tags
 	}
-	if exc, err := parseException(obj["exception"]); err == nil {
+	if exc, err := parseException(obj.Key("exception")); err == nil {
 		f.exception = exc
 	}
 	return f
