@@ -37,6 +37,12 @@ type Store interface {
 	Pipelines
 	Events
 	Meta
+	App
+	Orgs
+	Members
+	Alerts
+	Retention
+	Usage
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
@@ -48,6 +54,7 @@ type Project struct {
 	ID        string          `json:"id"`   // UUID
 	Slug      string          `json:"slug"` // unique, [a-z0-9-], not shaped like a UUID
 	Name      string          `json:"name"`
+	OrgID     string          `json:"org_id"` // the owning organisation; empty at creation means DefaultOrgID
 	Settings  ProjectSettings `json:"settings"`
 	CreatedAt time.Time       `json:"created_at"`
 }
@@ -63,7 +70,9 @@ type ProjectSettings struct {
 
 // Projects stores projects.
 type Projects interface {
-	// CreateProject stores p; ErrConflict if the slug or the id is taken.
+	// CreateProject stores p; ErrConflict if the slug or the id is taken,
+	// ErrNotFound if its organisation does not exist. An empty OrgID is
+	// set to DefaultOrgID.
 	CreateProject(ctx context.Context, p *Project) error
 	// Project returns a project by id or slug.
 	Project(ctx context.Context, idOrSlug string) (*Project, error)
@@ -92,6 +101,8 @@ type Keys interface {
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// APIKeyByHash returns the key with that hash, revoked or not.
 	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// APIKey returns a key by id, revoked or not.
+	APIKey(ctx context.Context, id string) (*APIKey, error)
 	// ListAPIKeys returns a project's keys, oldest first.
 	ListAPIKeys(ctx context.Context, projectID string) ([]*APIKey, error)
 	// RevokeAPIKey marks a key revoked; revoking twice is not an error and
@@ -191,6 +202,10 @@ type Issue struct {
 	Count       int64     `json:"count"`      // events stored
 	FirstSeen   time.Time `json:"first_seen"` // earliest event timestamp
 	LastSeen    time.Time `json:"last_seen"`  // latest event timestamp
+	// Triage (see App).
+	AssignedTo  string     `json:"assigned_to,omitempty"`  // a member id; empty when unassigned
+	DiscardedAt *time.Time `json:"discarded_at,omitempty"` // set once discarded: its new events are dropped at ingestion
+	Dropped     int64      `json:"dropped,omitempty"`      // events dropped at ingestion since it was discarded
 }
 
 // Issue statuses.

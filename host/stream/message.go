@@ -27,6 +27,13 @@ const (
 	ActionRegressed = "regressed"
 	ActionResolved  = "resolved"
 	ActionArchived  = "archived"
+	// Triage through the API, and the spike job.
+	ActionUnresolved = "unresolved" // made unresolved by hand
+	ActionDiscarded  = "discarded"  // its new events are dropped at ingestion
+	ActionDeleted    = "deleted"    // deleted with its events; the payload is the issue as it was
+	ActionAssigned   = "assigned"
+	ActionUnassigned = "unassigned"
+	ActionReopened   = "reopened" // archived, and reopened by a spike in its volume
 )
 
 // Message is what [Hub.Publish] fans out: the fields the hub routes and

@@ -166,7 +166,7 @@ func (s *Store) Commit(ctx context.Context, events []*store.Event) ([]store.Comm
 				return fmt.Errorf("index event %d: %w", i, err)
 			}
 		}
-		return nil
+		return addCounts(ctx, tx, events, isNew, results)
 	})
 	if errors.Is(err, errRollback) {
 		return nil, failure
@@ -253,19 +253,15 @@ func (s *Store) Event(ctx context.Context, projectID, id string) (*store.Event, 
 // Issue returns one issue of a project.
 func (s *Store) Issue(ctx context.Context, projectID string, id int64) (*store.Issue, error) {
 	op := fmt.Sprintf("issue %d of project %s", id, projectID)
-	var is store.Issue
-	var first, last int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, project_id, fingerprint, title, level, status, count, first_seen, last_seen
-		FROM issues WHERE project_id = ? AND id = ?`, canonical(projectID), id).Scan(
-		&is.ID, &is.ProjectID, &is.Fingerprint, &is.Title, &is.Level, &is.Status, &is.Count, &first, &last)
+	is, err := scanIssue(s.r.QueryRowContext(ctx, "SELECT "+issueColumns+" FROM issues WHERE project_id = ? AND id = ?",
+		canonical(projectID), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	is.FirstSeen, is.LastSeen = fromMicros(first), fromMicros(last)
-	return &is, nil
+	return is, nil
 }
 
 // SetIssueStatus changes an issue's status. Resolving records when;

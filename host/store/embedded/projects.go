@@ -31,25 +31,37 @@ func (s *Store) CreateProject(ctx context.Context, p *store.Project) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = s.now()
 	}
+	if p.OrgID == "" {
+		p.OrgID = store.DefaultOrgID
+	}
+	p.OrgID = canonical(p.OrgID)
 	settings, err := json.Marshal(p.Settings)
 	if err != nil {
 		return fmt.Errorf("create project %q: %w", p.Slug, err)
 	}
-	_, err = s.w.ExecContext(ctx, "INSERT INTO projects (id, slug, name, settings, created_at) VALUES (?, ?, ?, ?, ?)",
-		p.ID, p.Slug, p.Name, settings, micros(p.CreatedAt))
+	// projects.org_id has no foreign key (SQLite cannot add one to an
+	// existing table), so the insert checks the organisation itself.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO projects (id, slug, name, settings, created_at, org_id)
+		SELECT ?, ?, ?, ?, ?, id FROM orgs WHERE id = ?`,
+		p.ID, p.Slug, p.Name, settings, micros(p.CreatedAt), p.OrgID)
 	if isConflict(err) {
 		return fmt.Errorf("create project %q: %w", p.Slug, store.ErrConflict)
+	}
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("create project %q: organisation %q: %w", p.Slug, p.OrgID, store.ErrNotFound)
+		}
 	}
 	return wrap(fmt.Sprintf("create project %q", p.Slug), err)
 }
 
-const projectColumns = "id, slug, name, settings, created_at"
+const projectColumns = "id, slug, name, settings, created_at, org_id"
 
 func scanProject(row interface{ Scan(...any) error }) (*store.Project, error) {
 	var p store.Project
 	var settings string
 	var created int64
-	if err := row.Scan(&p.ID, &p.Slug, &p.Name, &settings, &created); err != nil {
+	if err := row.Scan(&p.ID, &p.Slug, &p.Name, &settings, &created, &p.OrgID); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(settings), &p.Settings); err != nil {

@@ -108,4 +108,4 @@ CREATE VIRTUAL TABLE events_fts USING fts5 (title, message, exception, content =
 CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN
     DELETE FROM events_fts WHERE rowid = old.seq;
 END;
-`}
+`, schemaTeamsAlerts, schemaTriage}

@@ -21,24 +21,35 @@ func (s *Store) CreateProject(ctx context.Context, p *store.Project) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = s.now()
 	}
+	if p.OrgID == "" {
+		p.OrgID = store.DefaultOrgID
+	}
+	org, ok := batch.ParseUUID(p.OrgID)
+	if !ok {
+		return fmt.Errorf("create project %q: organisation %q: %w", p.Slug, p.OrgID, store.ErrNotFound)
+	}
+	p.OrgID = batch.FormatUUID(org)
 	settings, err := json.Marshal(p.Settings)
 	if err != nil {
 		return fmt.Errorf("create project %q: %w", p.Slug, err)
 	}
-	_, err = s.pool.Exec(ctx, "INSERT INTO projects (id, slug, name, settings, created_at) VALUES ($1, $2, $3, $4, $5)",
-		p.ID, p.Slug, p.Name, settings, p.CreatedAt)
-	if pgCode(err) == codeUniqueViolation {
+	_, err = s.pool.Exec(ctx, "INSERT INTO projects (id, slug, name, settings, created_at, org_id) VALUES ($1, $2, $3, $4, $5, $6)",
+		p.ID, p.Slug, p.Name, settings, p.CreatedAt, org)
+	switch pgCode(err) {
+	case codeUniqueViolation:
 		return fmt.Errorf("create project %q: %w", p.Slug, store.ErrConflict)
+	case codeForeignKeyViolation:
+		return fmt.Errorf("create project %q: organisation %q: %w", p.Slug, p.OrgID, store.ErrNotFound)
 	}
 	return wrap(fmt.Sprintf("create project %q", p.Slug), err)
 }
 
-const projectColumns = "id, slug, name, settings, created_at"
+const projectColumns = "id, slug, name, settings, created_at, org_id"
 
 func scanProject(row pgx.Row) (*store.Project, error) {
 	var p store.Project
 	var settings []byte
-	if err := row.Scan(&p.ID, &p.Slug, &p.Name, &settings, &p.CreatedAt); err != nil {
+	if err := row.Scan(&p.ID, &p.Slug, &p.Name, &settings, &p.CreatedAt, &p.OrgID); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(settings, &p.Settings); err != nil {

@@ -35,6 +35,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitAtomic", testCommitAtomic},
 		{"CommitHammer", testCommitHammer},
 		{"Lookups", testLookups},
+		{"Triage", testTriage},
+		{"Search", testSearch},
+		{"Dashboards", testDashboards},
+		{"Spikes", testSpikes},
+		{"Orgs", testOrgs},
+		{"Members", testMembers},
+		{"AlertRules", testAlertRules},
+		{"AlertClaims", testAlertClaims},
+		{"AlertFiring", testAlertFiring},
+		{"CountEvents", testCountEvents},
+		{"Retention", testRetention},
+		{"Usage", testUsage},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
