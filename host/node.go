@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mesher-dev/mesher/host/alert"
 	"github.com/mesher-dev/mesher/host/api"
 	"github.com/mesher-dev/mesher/host/ingest"
 	"github.com/mesher-dev/mesher/host/metrics"
@@ -57,6 +58,18 @@ type Config struct {
 	Metrics      *metrics.Registry // nil: a new registry
 	Logger       *slog.Logger      // nil: slog.Default()
 	Now          func() time.Time  // nil: time.Now
+	// Alerts tunes the alert engine; its Store, Publisher, Logger and Now
+	// are set by the node.
+	Alerts alert.Config
+	// RetentionDays is the retention of projects that set none; 0 means
+	// store.DefaultRetentionDays.
+	RetentionDays int
+	// RetentionInterval is how often retention runs; 0 means
+	// DefaultRetentionInterval, negative turns the job off.
+	RetentionInterval time.Duration
+	// SpikeInterval is how often archived issues are checked for a spike
+	// in volume; 0 means DefaultSpikeInterval, negative turns it off.
+	SpikeInterval time.Duration
 }
 
 // Node is a running Mesher node.
@@ -66,6 +79,8 @@ type Node struct {
 	Registry  *processors.Registry
 	Spawned   *Spawned
 	Ingester  *ingest.Ingester
+	triage    *triage
+	Alerts    *alert.Engine
 	API       *api.API
 	Metrics   *metrics.Registry
 	stop      context.CancelFunc
@@ -89,13 +104,31 @@ func New(cfg Config) *Node {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
+	if cfg.SpikeInterval == 0 {
+		cfg.SpikeInterval = DefaultSpikeInterval
+	}
+	if cfg.RetentionInterval == 0 {
+		cfg.RetentionInterval = DefaultRetentionInterval
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, Metrics: cfg.Metrics, reachable: true}
 	n.Registry = processors.New(cfg.Store, cfg.Runtime, cfg.Logger)
 	n.Spawned = NewSpawned(cfg.Runtime, cfg.Now)
+	pub, _ := cfg.Streams.(issuePublisher)
+	n.triage = newTriage(cfg.Store, pub, cfg.Logger, cfg.Now)
+	alc := cfg.Alerts
+	alc.Store, alc.Logger, alc.Now = cfg.Store, cfg.Logger.With("component", "alert"), cfg.Now
+	if p, ok := cfg.Streams.(alert.Publisher); ok {
+		alc.Publisher = p
+	}
+	n.Alerts = alert.New(alc)
 	ic := cfg.Ingest
 	ic.Store, ic.Pipelines, ic.Metrics, ic.Logger, ic.Now = cfg.Store, n.Registry, cfg.Metrics, cfg.Logger, cfg.Now
+	ic.Observer = n.Alerts
 	if cfg.Streams != nil {
-		ic.Observer = cfg.Streams
+		ic.Observer = observers{cfg.Streams, n.Alerts}
+	}
+	if ic.Filter == nil {
+		ic.Filter = n.triage // drops the events of discarded issues
 	}
 	n.Ingester = ingest.New(ic)
 	ac := api.Config{
@@ -109,10 +142,12 @@ func New(cfg Config) *Node {
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
 		NodeName:       cfg.NodeName,
+		RetentionDays:  cfg.RetentionDays,
 	}
 	if cfg.Streams != nil {
 		ac.Streams = cfg.Streams
 	}
+	ac.Issues = n.triage
 	n.API = api.New(ac)
 	n.API.SetReady(n.ready)
 	n.registerMetrics()
@@ -137,6 +172,16 @@ func (n *Node) Start(ctx context.Context) error {
 	n.stop = stop
 	n.bg.Add(1)
 	go n.syncLoop(bg)
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.triage.run(bg, n.cfg.SyncInterval, n.cfg.SpikeInterval)
+	}()
+	n.Alerts.Start()
+	if n.cfg.RetentionInterval > 0 {
+		n.bg.Add(1)
+		go n.retentionLoop(bg)
+	}
 	return nil
 }
 
@@ -176,6 +221,11 @@ func (n *Node) ready() bool {
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
 	if err := n.Ingester.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	// After ingestion, so that issues committed last still alert; before
+	// streams, so that those alerts still reach them.
+	if err := n.Alerts.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if n.cfg.Streams != nil {

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/mesher-dev/mesher/cluster"
+	"github.com/mesher-dev/mesher/host/alert"
 	"github.com/mesher-dev/mesher/host/api"
 	"github.com/mesher-dev/mesher/host/ingest"
+	"github.com/mesher-dev/mesher/host/store"
 	"github.com/mesher-dev/mesher/host/wasm"
 )
 
@@ -38,6 +40,8 @@ type serveConfig struct {
 	QueueEvents      int
 	ProcessorMemory  uint64
 	ProcessorTimeout time.Duration
+	AlertInterval    time.Duration
+	RetentionDays    int
 }
 
 // Cluster reports whether cluster mode is on.
@@ -128,6 +132,11 @@ var settings = []setting{
 		c.Placement.Low = f
 		return err
 	}},
+	{"MESHER_PLACE_MARGIN", "place-margin", strconv.FormatFloat(cluster.DefaultMargin, 'f', -1, 64), "how much less busy a peer must be to take work", func(c *serveConfig, v string) error {
+		f, err := fraction(v)
+		c.Placement.Margin = f
+		return err
+	}},
 	{"MESHER_PLACE_SAMPLES", "place-samples", strconv.Itoa(cluster.DefaultSamples), "consecutive samples past a watermark before a move", func(c *serveConfig, v string) error {
 		n, err := positive(v)
 		c.Placement.Samples = n
@@ -199,6 +208,22 @@ var settings = []setting{
 		}
 		c.ProcessorTimeout = d
 		return nil
+	}},
+	{"MESHER_ALERT_INTERVAL", "alert-interval", alert.DefaultInterval.String(), "evaluation period of threshold and rate_of_change alert rules (the same on every node)", func(c *serveConfig, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return errors.New("must be a duration from 1s to 1h")
+		}
+		c.AlertInterval = d
+		return nil
+	}},
+	{"MESHER_RETENTION_DAYS", "retention-days", strconv.Itoa(store.DefaultRetentionDays), "days events are kept for projects that set no retention", func(c *serveConfig, v string) error {
+		n, err := positive(v)
+		if err == nil && n > 365 {
+			err = errors.New("must be from 1 to 365")
+		}
+		c.RetentionDays = n
+		return err
 	}},
 }
 

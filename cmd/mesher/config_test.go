@@ -74,7 +74,7 @@ func TestAdminTokenShownOnce(t *testing.T) {
 		t.Fatalf("second start printed a token again:\n%s", n2.out)
 	}
 	want(t, n2.do("GET", "/api/v1/projects", m[1], nil), 200, "")
-	want(t, n2.do("GET", "/api/v1/projects", "mst_wrong", nil), 403, "")
+	want(t, n2.do("GET", "/api/v1/projects", "mst_wrong", nil), 401, "unknown token") // invalid credentials
 	if _, err := os.Stat(filepath.Join(env["MESHER_DATA_DIR"])); err != nil {
 		t.Fatal(err)
 	}

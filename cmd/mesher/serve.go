@@ -15,6 +15,7 @@ import (
 
 	"github.com/mesher-dev/mesher/cluster"
 	"github.com/mesher-dev/mesher/host"
+	"github.com/mesher-dev/mesher/host/alert"
 	"github.com/mesher-dev/mesher/host/api"
 	"github.com/mesher-dev/mesher/host/ingest"
 	"github.com/mesher-dev/mesher/host/store"
@@ -98,6 +99,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		AdminTokenHash: tokenHash,
 		Limits:         cfg.Limits,
 		Ingest:         ingest.Config{MaxQueued: cfg.QueueEvents},
+		Alerts:         alert.Config{Interval: cfg.AlertInterval},
+		RetentionDays:  cfg.RetentionDays,
 		Logger:         log,
 	})
 	if err := node.Start(ctx); err != nil {

@@ -80,13 +80,19 @@ type Config struct {
 	Now            func() time.Time  // nil: time.Now
 	// NodeName is reported by /healthz.
 	NodeName string
+	// Issues learns of changes to issues made through the API; nil: they
+	// are not announced.
+	Issues IssueListener
+	// RetentionDays is the retention of projects that set none; 0 means
+	// store.DefaultRetentionDays.
+	RetentionDays int
 }
 
 // API is the HTTP handler of a node.
 type API struct {
 	cfg    Config
 	log    *slog.Logger
-	router *httprouter.Router
+	router *routeTable
 	rate   *ingest.RateLimiter
 	keys   *keyCache
 	ready  func() bool

@@ -91,18 +91,6 @@ func (a *API) isAdmin(token string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.AdminTokenHash)) == 1
 }
 
-// requireAdmin checks the admin token.
-func (a *API) requireAdmin(r *http.Request) error {
-	tok := credential(r, false)
-	if tok == "" {
-		return errorf(http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <admin token>")
-	}
-	if !a.isAdmin(tok) {
-		return errorf(http.StatusForbidden, "this route needs the admin token")
-	}
-	return nil
-}
-
 // projectForKey authenticates a project key.
 func (a *API) projectForKey(ctx context.Context, key string) (*store.Project, error) {
 	if key == "" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +54,9 @@ func jsonType(goType string) string {
 	switch {
 	case goType == "string":
 		return "a string"
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"), strings.HasPrefix(goType, "uint"):
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(goType, "float"):
 		return "a number"
 	case goType == "bool":
 		return "a boolean"
@@ -90,11 +93,37 @@ func (a *API) project(ctx context.Context, idOrSlug string) (*store.Project, err
 type createProject struct {
 	Name string `json:"name"`
 	Slug string `json:"slug"`
+	Org  string `json:"org"` // id or slug; default: a member's own organisation, else the default one
 }
 
+// createProject needs the admin role in the project's organisation.
 func (a *API) createProject(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var req createProject
 	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	c, err := a.requireMember(r)
+	if err != nil {
+		return err
+	}
+	orgID := store.DefaultOrgID
+	switch {
+	case req.Org != "":
+		o, err := a.cfg.Store.Org(r.Context(), req.Org)
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(http.StatusBadRequest, `field "org": organisation %q not found`, req.Org)
+		}
+		if err != nil {
+			return err
+		}
+		if c.roleIn(o.ID) == RoleNone {
+			return errorf(http.StatusBadRequest, `field "org": organisation %q not found`, req.Org)
+		}
+		orgID = o.ID
+	case c.member != nil:
+		orgID = c.member.OrgID
+	}
+	if err := a.requireOrgRole(r, orgID, RoleAdmin); err != nil {
 		return err
 	}
 	req.Name = strings.TrimSpace(req.Name)
@@ -107,7 +136,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, _ httprouter
 	if !slugRE.MatchString(req.Slug) || uuidShapeRE.MatchString(req.Slug) {
 		return errorf(http.StatusBadRequest, `field "slug" must be 1 to 50 lower-case letters, digits and '-', starting with a letter or digit, got %q`, req.Slug)
 	}
-	p := &store.Project{ID: ingest.NewUUID(), Slug: req.Slug, Name: req.Name, CreatedAt: a.cfg.Now().UTC()}
+	p := &store.Project{ID: ingest.NewUUID(), Slug: req.Slug, Name: req.Name, OrgID: orgID, CreatedAt: a.cfg.Now().UTC()}
 	if err := a.cfg.Store.CreateProject(r.Context(), p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errorf(http.StatusConflict, "slug %q is taken", req.Slug)
@@ -118,15 +147,22 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, _ httprouter
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": p.ID, "slug": p.Slug, "name": p.Name, "api_key": key.Key, "created_at": p.CreatedAt})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": p.ID, "slug": p.Slug, "name": p.Name, "org_id": p.OrgID, "api_key": key.Key, "created_at": p.CreatedAt})
 	return nil
 }
 
+// listProjects lists the projects the caller may see: all of them for the
+// admin token, its organisation's for a member.
 func (a *API) listProjects(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	c, err := a.requireMember(r)
+	if err != nil {
+		return err
+	}
 	ps, err := a.cfg.Store.ListProjects(r.Context())
 	if err != nil {
 		return err
 	}
+	ps = slices.DeleteFunc(ps, func(p *store.Project) bool { return c.roleIn(p.OrgID) == RoleNone })
 	if ps == nil {
 		ps = []*store.Project{}
 	}
@@ -201,11 +237,22 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	return nil
 }
 
+// revokeKey needs the admin role in the key's project.
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	k, err := a.cfg.Store.APIKey(r.Context(), ps.ByName("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(r)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := a.projectOf(r, k.ProjectID, RoleAdmin); err != nil {
+		return err
+	}
 	at := a.cfg.Now().UTC()
-	if err := a.cfg.Store.RevokeAPIKey(r.Context(), ps.ByName("id"), at); err != nil {
+	if err := a.cfg.Store.RevokeAPIKey(r.Context(), k.ID, at); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return errorf(http.StatusNotFound, "API key %q not found", ps.ByName("id"))
+			return notFound(r)
 		}
 		return err
 	}
@@ -392,26 +439,44 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ev)
-	return nil
+	return a.writeEventDetail(w, r, ev) // with prev_id and next_id (search.go)
 }
 
 // Streams.
 
+// stream serves a project's live stream to its project keys, the admin
+// token, and members with the viewer role in its organisation. Any other
+// caller gets the 404 of a project that does not exist.
 func (a *API) stream(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	p, err := a.project(r.Context(), ps.ByName("project"))
+	ctx := r.Context()
+	cred := credential(r, true)
+	if cred == "" {
+		return errorf(http.StatusUnauthorized, "missing credentials: send a project key, a member token or the admin token as Authorization: Bearer, X-Mesher-Key or ?key=")
+	}
+	var c *caller
+	var kp *store.Project
+	var err error
+	switch {
+	case a.isAdmin(cred):
+	case strings.HasPrefix(cred, TokenPrefix):
+		c, err = a.callerFor(ctx, cred)
+	default:
+		kp, err = a.projectForKey(ctx, cred)
+	}
 	if err != nil {
 		return err
 	}
-	cred := credential(r, true)
-	if !a.isAdmin(cred) {
-		kp, err := a.projectForKey(r.Context(), cred)
-		if err != nil {
-			return err
-		}
-		if kp.ID != p.ID {
-			return errorf(http.StatusForbidden, "this key belongs to another project")
-		}
+	hidden := errorf(http.StatusNotFound, "project %q not found", ps.ByName("project"))
+	p, err := a.cfg.Store.Project(ctx, ps.ByName("project"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return hidden
+	case err != nil:
+		return err
+	case kp != nil && kp.ID != p.ID:
+		return hidden
+	case c != nil && c.roleIn(p.OrgID) == RoleNone:
+		return hidden
 	}
 	if a.cfg.Streams == nil {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "live streams are not available on this node", retryAfter: time.Second}

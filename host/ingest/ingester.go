@@ -310,7 +310,7 @@ func (in *Ingester) process(subs []*submission) (*processed, []*submission) {
 				}
 			}
 		}
-		kept := 0
+		kept, filtered := 0, 0
 		for i := range events {
 			e := &events[i]
 			var orig *Normalized
@@ -324,13 +324,16 @@ func (in *Ingester) process(subs []*submission) (*processed, []*submission) {
 			}
 			if in.cfg.Filter != nil && !in.cfg.Filter.Keep(se) {
 				in.mFiltered.Inc()
+				filtered++
 				continue
 			}
 			out.events = append(out.events, se)
 			kept++
 		}
-		if kept < inputs {
-			in.mDropped.Add(uint64(inputs - kept))
+		// What the pipeline dropped, or could not be finalized; filtered
+		// events have their own reason.
+		if dropped := inputs - kept - filtered; dropped > 0 {
+			in.mDropped.Add(uint64(dropped))
 		}
 		out.subs = append(out.subs, group...)
 	}

@@ -36,6 +36,8 @@ var suites = []suite{
 	{pkg: "./plugins/scrub", bench: "^BenchmarkScrub$", benchtime: "1s",
 		sections: []func(results) string{scrubSection}},
 	{pkg: "./host/store/embedded", bench: "^BenchmarkCommit$", benchtime: "10x"},
+	{pkg: "./host/store/postgres", bench: "^BenchmarkDashboards$", benchtime: "300x", count: 1,
+		sections: []func(results) string{dashboardSection}},
 	{pkg: "./host", bench: "^Benchmark(Ingest|Bulk)$", benchtime: "3s"},
 	{pkg: "./host", bench: "^BenchmarkLatency$", benchtime: "1x", count: 1,
 		sections: []func(results) string{ingestSection}},
