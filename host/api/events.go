@@ -7,9 +7,14 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mesher-dev/mesher/abi/guest"
 	"github.com/mesher-dev/mesher/host/ingest"
 	"github.com/mesher-dev/mesher/host/store"
 )
@@ -27,12 +32,57 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
+// normalizeAll normalizes a request's events, the events of a large bulk
+// request on every core.
+func normalizeAll(values []*guest.Value, bulk bool, now time.Time) ([]*ingest.Normalized, error) {
+	events := make([]*ingest.Normalized, len(values))
+	errs := make([]error, len(values))
+	norm := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			index := i
+			if !bulk {
+				index = -1
+			}
+			events[i], errs[i] = ingest.NormalizeValue(values[i], index, now)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(values)/64+1)
+	if workers == 1 {
+		norm(0, len(values))
+		return events, errors.Join(errs...)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*len(values)/workers, (w+1)*len(values)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			norm(lo, hi)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err // the first event in order that failed
+		}
+	}
+	return events, nil
+}
+
 // syntaxError describes where a JSON body stops making sense.
 func syntaxError(body []byte, err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		line, col := position(body, se.Offset)
 		return errorf(http.StatusBadRequest, "malformed JSON at line %d, column %d (byte %d): %v", line, col, se.Offset, se)
+	}
+	var gse *guest.SyntaxError
+	if errors.As(err, &gse) {
+		if gse.Msg == "unexpected end of input" || strings.HasPrefix(gse.Msg, "unterminated") || strings.Contains(gse.Msg, "end of input") {
+			return errorf(http.StatusBadRequest, "malformed JSON: the body is empty or ends early (%s)", gse.Msg)
+		}
+		line, col := position(body, int64(gse.Offset))
+		return errorf(http.StatusBadRequest, "malformed JSON at line %d, column %d (byte %d): %s", line, col, gse.Offset, gse.Msg)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || len(bytes.TrimSpace(body)) == 0 {
 		return errorf(http.StatusBadRequest, "malformed JSON: the body is empty or ends early")
@@ -133,43 +183,33 @@ func (a *API) ingest(w http.ResponseWriter, r *http.Request, bulk bool) error {
 	if err != nil {
 		return err
 	}
-	var raws []json.RawMessage
+	// One parse of the whole body: a bulk request's events are normalized
+	// from the parsed tree, not re-parsed one by one.
+	root, err := guest.Parse(body)
+	if err != nil {
+		return syntaxError(body, err)
+	}
+	var values []*guest.Value
 	if bulk {
-		if err := json.Unmarshal(body, &raws); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				return errorf(http.StatusBadRequest, "bulk body must be a JSON array of events, got %s", kindOf(body))
-			}
-			return syntaxError(body, err)
+		if root.Kind() != guest.Array {
+			return errorf(http.StatusBadRequest, "bulk body must be a JSON array of events, got %s", kindOf(body))
 		}
-		if len(raws) == 0 {
+		values = root.Elems()
+		if len(values) == 0 {
 			return errorf(http.StatusBadRequest, "bulk body is an empty array: send at least one event")
 		}
-		if len(raws) > a.cfg.Limits.MaxBulkEvents {
-			return errorf(http.StatusRequestEntityTooLarge, "bulk body has %d events; the limit is %d per request", len(raws), a.cfg.Limits.MaxBulkEvents)
+		if len(values) > a.cfg.Limits.MaxBulkEvents {
+			return errorf(http.StatusRequestEntityTooLarge, "bulk body has %d events; the limit is %d per request", len(values), a.cfg.Limits.MaxBulkEvents)
 		}
 	} else {
-		var raw json.RawMessage
-		if err := json.Unmarshal(body, &raw); err != nil {
-			return syntaxError(body, err)
+		if root.Kind() != guest.Object {
+			return errorf(http.StatusBadRequest, "body must be a JSON object (one event), got %s; send arrays to /api/v1/events/bulk", kindOf(body))
 		}
-		if kindOf(raw) != "an object" {
-			return errorf(http.StatusBadRequest, "body must be a JSON object (one event), got %s; send arrays to /api/v1/events/bulk", kindOf(raw))
-		}
-		raws = []json.RawMessage{raw}
+		values = []*guest.Value{root}
 	}
-	now := a.cfg.Now()
-	events := make([]*ingest.Normalized, len(raws))
-	for i, raw := range raws {
-		index := i
-		if !bulk {
-			index = -1
-		}
-		ev, err := ingest.Normalize(raw, index, now)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "%v", err)
-		}
-		events[i] = ev
+	events, err := normalizeAll(values, bulk, a.cfg.Now())
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	rate, burst := a.cfg.Limits.RateLimit, a.cfg.Limits.RateBurst
 	if s := project.Settings; s.RateLimit > 0 {

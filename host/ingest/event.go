@@ -98,7 +98,16 @@ type frame struct {
 // several times faster than decoding into maps with encoding/json.
 func Normalize(raw json.RawMessage, index int, now time.Time) (*Normalized, error) {
 	root, err := guest.Parse(raw)
-	if err != nil || root.Kind() != guest.Object {
+	if err != nil {
+		return nil, &FieldError{Index: index, Field: "", Msg: "event must be a JSON object"}
+	}
+	return NormalizeValue(root, index, now)
+}
+
+// NormalizeValue is Normalize for an event already parsed, such as one
+// element of a bulk request. It changes root.
+func NormalizeValue(root *guest.Value, index int, now time.Time) (*Normalized, error) {
+	if root.Kind() != guest.Object {
 		return nil, &FieldError{Index: index, Field: "", Msg: "event must be a JSON object"}
 	}
 	f, err := readFields(root, index)
