@@ -181,6 +181,9 @@ func ms(ns float64, ok bool) string {
 	if !ok {
 		return "–"
 	}
+	if ns < 1e5 {
+		return num(ns/1e3, true) + " µs"
+	}
 	return num(ns/1e6, true) + " ms"
 }
 
