@@ -217,6 +217,10 @@ func (a *API) issueAction(action string) handler {
 			announce = stream.ActionAssigned
 			if member == "" {
 				announce = stream.ActionUnassigned
+			} else if m, merr := a.cfg.Store.Member(ctx, member); errors.Is(merr, store.ErrNotFound) || (merr == nil && m.OrgID != p.OrgID) {
+				return errorf(http.StatusBadRequest, `field "member_id": no member %q in the project's organisation`, member)
+			} else if merr != nil {
+				return merr
 			}
 			err = a.cfg.Store.AssignIssue(ctx, p.ID, is.ID, member)
 		}

@@ -322,6 +322,13 @@ func TestIssueRoutes(t *testing.T) {
 		})
 		t.Run("actions", func(t *testing.T) {
 			id := payment["id"].(float64)
+			member := func(name string) string {
+				r := n.want(n.do("POST", "/api/v1/orgs/default/members", appAdmin,
+					`{"name":"`+name+`","email":"`+name+`@example.com","role":"member"}`), 201, "")
+				return r.str("id")
+			}
+			ada, bob := member("ada"), member("bob")
+			n.want(n.do("POST", "/api/v1/issues/"+pid+"/assign", appAdmin, `{"member_id": "not-a-member"}`), 400, "no member")
 			cases := []struct {
 				action, body, announce string
 				check                  func(is map[string]any) bool
@@ -329,9 +336,9 @@ func TestIssueRoutes(t *testing.T) {
 				{"resolve", "", "resolved", func(is map[string]any) bool { return is["status"] == "resolved" }},
 				{"unresolve", "", "unresolved", func(is map[string]any) bool { return is["status"] == "unresolved" }},
 				{"archive", "{}", "archived", func(is map[string]any) bool { return is["status"] == "archived" }},
-				{"assign", `{"member_id": "m-1"}`, "assigned", func(is map[string]any) bool { return is["assigned_to"] == "m-1" }},
+				{"assign", `{"member_id": "` + ada + `"}`, "assigned", func(is map[string]any) bool { return is["assigned_to"] == ada }},
 				{"assign", `{"member_id": ""}`, "unassigned", func(is map[string]any) bool { return is["assigned_to"] == nil }},
-				{"assign", `{"member_id": "m-2"}`, "assigned", func(is map[string]any) bool { return is["assigned_to"] == "m-2" }},
+				{"assign", `{"member_id": "` + bob + `"}`, "assigned", func(is map[string]any) bool { return is["assigned_to"] == bob }},
 				{"assign", ``, "unassigned", func(is map[string]any) bool { return is["assigned_to"] == nil }},
 			}
 			for _, c := range cases {
