@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
-	"os"
-	"reflect"
 	"testing"
 
 	"github.com/mesher-dev/mesher/abi"
@@ -157,43 +154,14 @@ func TestConfigChange(t *testing.T) {
 }
 
 func TestManifestDefaults(t *testing.T) {
-	data, err := os.ReadFile("manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := abi.ParseManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
+	plugintest.ManifestDefaults(t, "manifest.json", map[string]any{
 		"tags":             map[string]any{},
 		"overwrite":        defaultOverwrite,
 		"environment_from": defaultEnvironmentFrom,
 		"release_from":     defaultReleaseFrom,
 		"environment":      defaultEnvironment,
 		"release":          defaultRelease,
-	}
-	if len(m.Config) != len(want) {
-		t.Errorf("manifest declares %d keys, want %d", len(m.Config), len(want))
-	}
-	for key, def := range want {
-		t.Run(key, func(t *testing.T) {
-			k := m.Key(key)
-			if k == nil {
-				t.Fatal("not declared")
-			}
-			if k.Description == "" {
-				t.Error("no description")
-			}
-			got := reflect.New(reflect.TypeOf(def))
-			if err := json.Unmarshal(k.Default, got.Interface()); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got.Elem().Interface(), def) {
-				t.Errorf("manifest default %s, want %v", k.Default, def)
-			}
-		})
-	}
+	})
 }
 
 func TestCases(t *testing.T) {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"flag"
-	"os"
 	"testing"
 
 	"github.com/mesher-dev/mesher/abi"
@@ -217,28 +215,8 @@ func TestConfigChange(t *testing.T) {
 }
 
 func TestManifestDefaults(t *testing.T) {
-	data, err := os.ReadFile("manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := abi.ParseManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Config) != 1 {
-		t.Errorf("manifest declares %d keys, want 1", len(m.Config))
-	}
-	k := m.Key("rules")
-	if k == nil {
-		t.Fatal("rules is not declared")
-	}
-	if k.Description == "" {
-		t.Error("rules has no description")
-	}
 	// No rules, the handler's default.
-	if got := bytes.TrimSpace(k.Default); string(got) != `[]` {
-		t.Errorf("manifest default of rules %s, want []", got)
-	}
+	plugintest.ManifestDefaults(t, "manifest.json", map[string]any{"rules": []any{}})
 }
 
 func TestCases(t *testing.T) {

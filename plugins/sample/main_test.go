@@ -7,8 +7,6 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"os"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -241,39 +239,10 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestManifestDefaults(t *testing.T) {
-	data, err := os.ReadFile("manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := abi.ParseManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
+	plugintest.ManifestDefaults(t, "manifest.json", map[string]any{
 		"drop":         map[string]any{},
 		"default_drop": defaultDrop,
-	}
-	if len(m.Config) != len(want) {
-		t.Errorf("manifest declares %d keys, want %d", len(m.Config), len(want))
-	}
-	for key, def := range want {
-		t.Run(key, func(t *testing.T) {
-			k := m.Key(key)
-			if k == nil {
-				t.Fatal("not declared")
-			}
-			if k.Description == "" {
-				t.Error("no description")
-			}
-			got := reflect.New(reflect.TypeOf(def))
-			if err := json.Unmarshal(k.Default, got.Interface()); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got.Elem().Interface(), def) {
-				t.Errorf("manifest default %s, want %v", k.Default, def)
-			}
-		})
-	}
+	})
 }
 
 func TestCases(t *testing.T) {

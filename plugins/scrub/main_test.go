@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
-	"reflect"
 	"testing"
 
 	"github.com/mesher-dev/mesher/abi"
@@ -279,43 +277,14 @@ func TestConfigCache(t *testing.T) {
 }
 
 func TestManifestDefaults(t *testing.T) {
-	data, err := os.ReadFile("manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := abi.ParseManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
+	plugintest.ManifestDefaults(t, "manifest.json", map[string]any{
 		"keys":         defaultKeys,
 		"mask":         defaultMask,
 		"emails":       true,
 		"credit_cards": true,
 		"ipv4":         true,
 		"skip_keys":    defaultSkipKeys,
-	}
-	if len(m.Config) != len(want) {
-		t.Errorf("manifest declares %d keys, want %d", len(m.Config), len(want))
-	}
-	for key, def := range want {
-		t.Run(key, func(t *testing.T) {
-			k := m.Key(key)
-			if k == nil {
-				t.Fatal("not declared")
-			}
-			if k.Description == "" {
-				t.Error("no description")
-			}
-			got := reflect.New(reflect.TypeOf(def))
-			if err := json.Unmarshal(k.Default, got.Interface()); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got.Elem().Interface(), def) {
-				t.Errorf("manifest default %s, want %v", k.Default, def)
-			}
-		})
-	}
+	})
 }
 
 func TestCases(t *testing.T) {

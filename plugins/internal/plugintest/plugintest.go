@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/mesher-dev/mesher/abi"
@@ -196,5 +197,42 @@ func Native(t *testing.T, path string, h guest.Handler, update bool) {
 	}
 	if update {
 		Save(t, path, cases)
+	}
+}
+
+// ManifestDefaults checks that the manifest at path declares exactly the
+// keys of want, each with a description and with want's value, the
+// handler's own default, as its default. (Run does not fill in manifest
+// defaults the way the host does, so the two must agree.)
+func ManifestDefaults(t *testing.T, path string, want map[string]any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := abi.ParseManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Config) != len(want) {
+		t.Errorf("manifest declares %d keys, want %d", len(m.Config), len(want))
+	}
+	for key, def := range want {
+		t.Run(key, func(t *testing.T) {
+			k := m.Key(key)
+			if k == nil {
+				t.Fatal("not declared")
+			}
+			if k.Description == "" {
+				t.Error("no description")
+			}
+			got := reflect.New(reflect.TypeOf(def))
+			if err := json.Unmarshal(k.Default, got.Interface()); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Elem().Interface(), def) {
+				t.Errorf("manifest default %s, want %v", k.Default, def)
+			}
+		})
 	}
 }
