@@ -88,29 +88,16 @@ func (s *Store) ListIssues(ctx context.Context, q store.IssueQuery) ([]*store.Is
 	return issues, wrap("list issues", err)
 }
 
-// execIssue runs a statement that changes one issue of a project,
-// ErrNotFound if it changed none.
-func (s *Store) execIssue(ctx context.Context, op, q string, args ...any) error {
-	res, err := s.w.ExecContext(ctx, q, args...)
-	if err != nil {
-		return wrap(op, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
-	}
-	return nil
-}
-
 // AssignIssue sets or, with "", clears the member an issue is assigned to.
 func (s *Store) AssignIssue(ctx context.Context, projectID string, id int64, memberID string) error {
-	return s.execIssue(ctx, fmt.Sprintf("assign issue %d of project %s", id, projectID),
+	return s.execOne(ctx, fmt.Sprintf("assign issue %d of project %s", id, projectID),
 		"UPDATE issues SET assigned_to = nullif(?, ''), updated_at = ? WHERE project_id = ? AND id = ?",
 		batch.CleanText(memberID), micros(s.now()), canonical(projectID), id)
 }
 
 // DiscardIssue marks an issue discarded; the first time stays.
 func (s *Store) DiscardIssue(ctx context.Context, projectID string, id int64, at time.Time) error {
-	return s.execIssue(ctx, fmt.Sprintf("discard issue %d of project %s", id, projectID),
+	return s.execOne(ctx, fmt.Sprintf("discard issue %d of project %s", id, projectID),
 		"UPDATE issues SET discarded_at = coalesce(discarded_at, ?), updated_at = ? WHERE project_id = ? AND id = ?",
 		micros(at), micros(s.now()), canonical(projectID), id)
 }
