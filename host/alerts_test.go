@@ -186,7 +186,14 @@ func TestAlertRulesThroughTheAPI(t *testing.T) {
 		var ds struct {
 			Deliveries []store.WebhookDelivery `json:"deliveries"`
 		}
-		n.must(200, "GET", "/api/v1/alert-rules/"+rule.ID+"/deliveries", adminToken, nil).decode(t, &ds)
+		// The receiver saw the request before the engine read its
+		// response and recorded the attempt: wait for the record.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			n.must(200, "GET", "/api/v1/alert-rules/"+rule.ID+"/deliveries", adminToken, nil).decode(t, &ds)
+			if len(ds.Deliveries) > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 		if len(ds.Deliveries) != 1 || !ds.Deliveries[0].Success || ds.Deliveries[0].StatusCode != 200 {
 			t.Errorf("delivery log: %+v", ds)
 		}
