@@ -61,4 +61,8 @@ type StreamMessage struct {
 	Environment string            `json:"environment,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	Payload     []byte            `json:"payload"`
+	// Dropped, on a message of type "lagged", counts the project's
+	// messages the sending node had to drop for this one: its subscribers
+	// are told they missed them.
+	Dropped int `json:"dropped,omitempty"`
 }

@@ -46,7 +46,28 @@ type Relay struct {
 type relayPeer struct {
 	mu    sync.Mutex
 	queue []StreamMessage
-	wake  chan struct{}
+	// lost counts, per project, messages dropped since the peer was last
+	// reached; the next push starts with a "lagged" message for each.
+	lost map[string]int
+	wake chan struct{}
+}
+
+// TypeLagged is the type of a message that tells a peer how many of a
+// project's messages were dropped on the way to it.
+const TypeLagged = "lagged"
+
+// dropLocked counts msgs as lost for their projects; p.mu is held.
+func (p *relayPeer) dropLocked(msgs ...StreamMessage) {
+	if p.lost == nil {
+		p.lost = map[string]int{}
+	}
+	for _, m := range msgs {
+		if m.Type == TypeLagged {
+			p.lost[m.ProjectID] += m.Dropped
+		} else {
+			p.lost[m.ProjectID]++
+		}
+	}
 }
 
 // StartRelay starts relaying. interests returns the projects this node's
@@ -100,6 +121,7 @@ func (r *Relay) Relay(m StreamMessage) {
 		p := r.peer(member.Name)
 		p.mu.Lock()
 		if len(p.queue) >= relayQueue {
+			p.dropLocked(p.queue[0])
 			p.queue = p.queue[1:]
 			r.dropped.Add(1)
 		}
@@ -140,10 +162,20 @@ func (r *Relay) send(name string, p *relayPeer) {
 		for {
 			p.mu.Lock()
 			n := min(len(p.queue), relayBatch)
-			batch := slices.Clone(p.queue[:n])
+			batch := make([]StreamMessage, 0, len(p.lost)+n)
+			for project, lost := range p.lost {
+				batch = append(batch, StreamMessage{ProjectID: project, Type: TypeLagged, Dropped: lost})
+			}
+			clear(p.lost)
+			batch = append(batch, p.queue[:n]...)
 			p.queue = p.queue[n:]
 			p.mu.Unlock()
 			if n == 0 {
+				// Only notices of losses: they wait for the next message,
+				// as a subscriber's own notice does.
+				p.mu.Lock()
+				p.dropLocked(batch...)
+				p.mu.Unlock()
 				break
 			}
 			body, _ := json.Marshal(batch)
@@ -152,6 +184,9 @@ func (r *Relay) send(name string, p *relayPeer) {
 			cancel()
 			if err != nil {
 				r.dropped.Add(uint64(n))
+				p.mu.Lock()
+				p.dropLocked(batch...)
+				p.mu.Unlock()
 				r.c.log.Debug("relay stream messages", "peer", name, "messages", n, "err", err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,9 @@ type fakeHost struct {
 	got      chan time.Time
 	load     Load
 	procs    []ProcessorLoad
+	// publishGate, if set before the node serves, holds every Publish
+	// until it is closed: a peer that cannot keep up.
+	publishGate chan struct{}
 }
 
 func newFakeHost() *fakeHost {
@@ -91,6 +95,9 @@ func (h *fakeHost) Module(_ context.Context, sha string) ([]byte, error) {
 }
 
 func (h *fakeHost) Publish(msgs []StreamMessage) {
+	if h.publishGate != nil {
+		<-h.publishGate
+	}
 	now := time.Now()
 	h.mu.Lock()
 	h.received = append(h.received, msgs...)
@@ -363,6 +370,64 @@ func BenchmarkForward(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// TestRelayAnnouncesDrops relays more messages than a stalled peer can
+// queue: the peer receives the ones kept, and "lagged" messages that count
+// exactly the ones dropped, so its subscribers learn what they missed.
+func TestRelayAnnouncesDrops(t *testing.T) {
+	nodes := startPeers(t, 2)
+	a, p := nodes[0], nodes[1]
+	p.host.publishGate = make(chan struct{})
+	pr := p.StartRelay(func() []string { return []string{"proj"} })
+	defer pr.Stop()
+	r := a.StartRelay(func() []string { return nil })
+	defer r.Stop()
+	waitFor(t, 5*time.Second, "p's interest to reach a", func() string {
+		if !r.Watched("proj") {
+			return "not watched yet"
+		}
+		return ""
+	})
+	// The first push stalls in the peer with at most relayBatch messages;
+	// the queue then fills and drops the oldest.
+	const total = relayQueue + 2*relayBatch
+	for i := range total {
+		r.Relay(StreamMessage{ProjectID: "proj", Type: "event", Payload: []byte(strconv.Itoa(i))})
+	}
+	if r.Dropped() < relayBatch {
+		t.Fatalf("relay dropped %d messages, want at least %d", r.Dropped(), relayBatch)
+	}
+	close(p.host.publishGate)
+	r.Relay(StreamMessage{ProjectID: "proj", Type: "event", Payload: []byte("last")})
+
+	events, lagged := 0, 0
+	waitFor(t, 10*time.Second, "every message or its notice", func() string {
+		p.host.mu.Lock()
+		defer p.host.mu.Unlock()
+		events, lagged = 0, 0
+		for _, m := range p.host.received {
+			switch {
+			case m.Type == TypeLagged && m.ProjectID == "proj":
+				lagged += m.Dropped
+			case m.Type == "event":
+				events++
+			}
+		}
+		if events+lagged != total+1 {
+			return fmt.Sprintf("%d events and %d announced drops of %d", events, lagged, total+1)
+		}
+		return ""
+	})
+	if uint64(lagged) != r.Dropped() {
+		t.Errorf("peer told of %d drops, relay counted %d", lagged, r.Dropped())
+	}
+	p.host.mu.Lock()
+	last := p.host.received[len(p.host.received)-1]
+	p.host.mu.Unlock()
+	if string(last.Payload) != "last" {
+		t.Errorf("last message received: %q, want the newest", last.Payload)
+	}
 }
 
 // BenchmarkRelay measures the latency of a stream message from the node

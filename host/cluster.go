@@ -117,3 +117,11 @@ func (n *Node) PublishRemote(msgs []stream.Message) {
 		}
 	}
 }
+
+// LagRemote tells the project's subscribers on this node that another node
+// dropped n of their messages on the way here.
+func (n *Node) LagRemote(projectID string, dropped int) {
+	if s, ok := n.cfg.Streams.(*Streams); ok {
+		s.Hub.Lag(projectID, dropped)
+	}
+}

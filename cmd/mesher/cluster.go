@@ -67,9 +67,13 @@ func (h *clusterHost) Module(ctx context.Context, sha string) ([]byte, error) {
 }
 
 func (h *clusterHost) Publish(msgs []cluster.StreamMessage) {
-	out := make([]stream.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = stream.Message{ProjectID: m.ProjectID, Type: m.Type, Level: m.Level, Environment: m.Environment, Tags: m.Tags, Payload: m.Payload}
+	out := make([]stream.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Type == cluster.TypeLagged {
+			h.node.LagRemote(m.ProjectID, m.Dropped)
+			continue
+		}
+		out = append(out, stream.Message{ProjectID: m.ProjectID, Type: m.Type, Level: m.Level, Environment: m.Environment, Tags: m.Tags, Payload: m.Payload})
 	}
 	h.node.PublishRemote(out)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,10 +219,11 @@ func TestClusterShipsWorkAndSurvivesACrash(t *testing.T) {
 	// Subscribers on both peers; the one on the node that survives must
 	// receive every event committed on n1, exactly once.
 	live := map[*node]chan string{}
+	lagged := map[*node]*atomic.Int64{} // drops the node's hub announced
 	for _, p := range []*node{n2, n3} {
 		ws := p.dial("app", tc.key)
 		ch := make(chan string, 200000)
-		live[p] = ch
+		live[p], lagged[p] = ch, new(atomic.Int64)
 		go func() {
 			for {
 				var m map[string]any
@@ -229,8 +231,12 @@ func TestClusterShipsWorkAndSurvivesACrash(t *testing.T) {
 					close(ch)
 					return
 				}
-				if m["type"] == "event" {
+				switch m["type"] {
+				case "event":
 					ch <- m["id"].(string)
+				case "lagged":
+					n, _ := m["dropped"].(float64)
+					lagged[p].Add(int64(n))
 				}
 			}
 		}()
@@ -323,7 +329,8 @@ drain:
 		}
 	}
 	if len(seen) != len(acked) {
-		t.Errorf("stream on %s received %d of %d events committed on n1", watcher.env["MESHER_NODE_NAME"], len(seen), len(acked))
+		t.Errorf("stream on %s received %d of %d events committed on n1 (lagged notices announced %d dropped)",
+			watcher.env["MESHER_NODE_NAME"], len(seen), len(acked), lagged[watcher].Load())
 	}
 	t.Logf("%d events acknowledged across the crash, all stored; %d requests failed", len(acked), load.fails)
 }

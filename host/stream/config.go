@@ -9,11 +9,14 @@ import (
 
 // Defaults for a zero [Config].
 const (
-	// DefaultBufferSize queues about a second of a busy project's events
-	// per subscriber: enough to absorb bursts and scheduling hiccups, small
-	// enough (8 bytes a slot, allocated as the queue grows) not to matter
-	// for memory.
-	DefaultBufferSize = 256
+	// DefaultBufferSize is how many messages may wait for one subscriber.
+	// One commit publishes all of its events at once, and a bulk request
+	// alone holds up to 1,000 of them: the queue must take a few such
+	// bursts while the writer catches up, or a subscriber that keeps up on
+	// average still loses events. Slots are 8 bytes, allocated only as a
+	// queue grows, and messages are shared between subscribers, so an
+	// idle subscriber costs nothing for it.
+	DefaultBufferSize = 4096
 	// DefaultWriteTimeout bounds one write to a subscriber. A client that
 	// has taken nothing for this long is gone or hopeless.
 	DefaultWriteTimeout = 10 * time.Second

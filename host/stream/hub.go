@@ -82,6 +82,23 @@ func (h *Hub) Publish(m Message) {
 	}
 }
 
+// Lag tells every subscriber of projectID that n messages meant for it
+// were lost before reaching this hub, such as on the way from another
+// node: each gets a lagged notice, counting them, before its next message.
+func (h *Hub) Lag(projectID string, n int) {
+	if n <= 0 {
+		return
+	}
+	h.mu.RLock()
+	subs := h.projects[projectID]
+	h.mu.RUnlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.q.dropped += n
+		s.mu.Unlock()
+	}
+}
+
 // ServeWS upgrades r, which the caller has already authenticated for
 // projectID, to a WebSocket and serves it until the subscriber disconnects
 // or the hub closes. Initial filters may be given as query parameters:

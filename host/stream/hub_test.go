@@ -320,6 +320,28 @@ func TestLagged(t *testing.T) {
 	}
 }
 
+// TestLag announces messages lost before the hub (on the way from another
+// node) to the project's subscribers, and to no one else.
+func TestLag(t *testing.T) {
+	h, srv := startHub(t, Config{})
+	c := dial(t, srv, "p", "")
+	other := dial(t, srv, "q", "")
+	h.Lag("p", 7)
+	h.Lag("p", 3)
+	h.Lag("q", 0)
+	h.Publish(event("p", "e1", "error", "", nil))
+	h.Publish(event("q", "e2", "error", "", nil))
+	if m := c.next(); m.Type != TypeLagged || m.Dropped != 10 {
+		t.Fatalf("got %s, want a lagged notice with dropped 10", m.raw)
+	}
+	if got := c.next().label(); got != "e1" {
+		t.Errorf("got %s, want e1", got)
+	}
+	if got := other.next().label(); got != "e2" {
+		t.Errorf("subscriber of another project got %s, want e2 and no notice", got)
+	}
+}
+
 // TestStalledSubscriber checks that a subscriber that stops reading costs
 // neither Publish nor the other subscribers anything, and is disconnected
 // once a write has blocked for WriteTimeout.
