@@ -64,6 +64,12 @@ func (s *Spawned) Spawn(ctx context.Context, name, sha, forNode string, fetch fu
 	if err := p.Warm(ctx); err != nil {
 		return "", fmt.Errorf("spawn %s: start: %w", name, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// The requester gave up: it will not route work here, so an
+		// instance registered now would only sit idle.
+		p.Close(context.WithoutCancel(ctx))
+		return "", fmt.Errorf("spawn %s: %w", name, err)
+	}
 	var b [8]byte
 	rand.Read(b[:])
 	inst := &spawnedInstance{ID: name + "-" + hex.EncodeToString(b[:]), Name: name, SHA: sha, For: forNode, Since: s.now(), p: p}

@@ -201,8 +201,18 @@ type Runtime struct {
 	engine wazero.Runtime
 	cache  wazero.CompilationCache
 
-	mu      sync.Mutex
-	modules map[moduleKey]*Module
+	mu       sync.Mutex
+	modules  map[moduleKey]*Module
+	loading  map[moduleKey]*loading // compilations under way
+	compiles sync.WaitGroup
+}
+
+// loading is one compilation that every concurrent Load of the same module
+// waits for.
+type loading struct {
+	done chan struct{}
+	m    *Module
+	err  error
 }
 
 type moduleKey struct {
@@ -213,7 +223,7 @@ type moduleKey struct {
 // New starts a runtime.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	cfg.Limits = cfg.Limits.withDefaults()
-	r := &Runtime{cfg: cfg, log: cfg.Logger, now: cfg.Now, modules: map[moduleKey]*Module{}}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, now: cfg.Now, modules: map[moduleKey]*Module{}, loading: map[moduleKey]*loading{}}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -250,6 +260,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 
 // Close releases every module and instance.
 func (r *Runtime) Close(ctx context.Context) error {
+	r.compiles.Wait()
 	err := r.engine.Close(ctx)
 	if r.cache != nil {
 		err = errors.Join(err, r.cache.Close(ctx))
@@ -297,6 +308,13 @@ func (r *Runtime) Load(ctx context.Context, bin []byte) (*Module, error) {
 // LoadWithLimits validates a module against ABI v1 and compiles it for the
 // memory cap of limits. A refused module gets a *ValidationError saying why.
 // Loading bytes already loaded returns the compiled Module at once.
+//
+// A compilation, once started, is not tied to the caller: if ctx ends
+// first, LoadWithLimits returns ctx's error but the module goes on
+// compiling, and a later or concurrent Load of the same bytes waits for
+// that one compilation instead of starting another. A large module can
+// take longer to compile than a caller waits (a remote spawn on a slow
+// machine), and its retry then finds the work done.
 func (r *Runtime) LoadWithLimits(ctx context.Context, bin []byte, limits Limits) (*Module, error) {
 	limits = limits.or(r.cfg.Limits)
 	if len(bin) > MaxModuleSize {
@@ -304,24 +322,35 @@ func (r *Runtime) LoadWithLimits(ctx context.Context, bin []byte, limits Limits)
 	}
 	key := moduleKey{sha: Hash(bin), pages: limits.pages()}
 	r.mu.Lock()
-	m, ok := r.modules[key]
-	r.mu.Unlock()
-	if ok {
+	if m, ok := r.modules[key]; ok {
+		r.mu.Unlock()
 		return m, nil
 	}
-	m, err := r.compile(ctx, bin, key, limits)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	if prev, ok := r.modules[key]; ok {
-		m.compiled.Close(ctx)
-		m = prev
-	} else {
-		r.modules[key] = m
+	l, ok := r.loading[key]
+	if !ok {
+		l = &loading{done: make(chan struct{})}
+		r.loading[key] = l
+		r.compiles.Add(1)
+		go func() {
+			defer r.compiles.Done()
+			m, err := r.compile(context.WithoutCancel(ctx), bin, key, limits)
+			r.mu.Lock()
+			if err == nil {
+				r.modules[key] = m
+			}
+			delete(r.loading, key)
+			r.mu.Unlock()
+			l.m, l.err = m, err
+			close(l.done)
+		}()
 	}
 	r.mu.Unlock()
-	return m, nil
+	select {
+	case <-l.done:
+		return l.m, l.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("module %.12s still compiling when the caller gave up (loading it again waits for it): %w", key.sha, ctx.Err())
+	}
 }
 
 func (r *Runtime) compile(ctx context.Context, bin []byte, key moduleKey, limits Limits) (*Module, error) {

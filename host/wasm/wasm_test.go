@@ -136,6 +136,39 @@ func TestLoadIsContentAddressed(t *testing.T) {
 	}
 }
 
+// TestLoadOutlivesImpatientCallers loads a module with a caller that gives
+// up at once: it gets its context's error (not a verdict on the module),
+// the compilation goes on, and concurrent and later loads share it.
+func TestLoadOutlivesImpatientCallers(t *testing.T) {
+	r := newRuntime(t, wasm.Config{})
+	bin := fixture.Plugin(t, "noop")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := r.Load(ctx, bin)
+	var verr *wasm.ValidationError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &verr) {
+		t.Fatalf("Load with a canceled context: %v; want context.Canceled and no validation error", err)
+	}
+	mods := make([]*wasm.Module, 4)
+	var wg sync.WaitGroup
+	for i := range mods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mods[i] = load(t, r, bin)
+		}()
+	}
+	wg.Wait()
+	for _, m := range mods[1:] {
+		if m != mods[0] {
+			t.Fatal("concurrent loads of the same bytes returned different modules")
+		}
+	}
+	if m, ok := r.Lookup(wasm.Hash(bin)); !ok || m != mods[0] {
+		t.Error("the loaded module is not in the runtime")
+	}
+}
+
 func TestCompilationCacheSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	bin := testdata(t, "flaky")
