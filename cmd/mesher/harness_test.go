@@ -96,6 +96,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// tail returns the last n lines the process wrote.
+func (n *node) tail(lines int) string {
+	out := strings.Split(strings.TrimRight(n.out.String(), "\n"), "\n")
+	return strings.Join(out[max(0, len(out)-lines):], "\n")
+}
+
 // nodeEnv returns the environment of a node on the given store: a fresh
 // data directory, and for PostgreSQL a fresh database.
 func nodeEnv(t testing.TB, kind storeKind) map[string]string {
@@ -151,7 +157,12 @@ func startNode(t testing.TB, env map[string]string) *node {
 		n.exitErr = n.cmd.Wait()
 		close(n.exited)
 	}()
-	t.Cleanup(func() { n.kill() })
+	t.Cleanup(func() {
+		n.kill()
+		if t.Failed() {
+			t.Logf("last log lines of node %s:\n%s", env["MESHER_NODE_NAME"], n.tail(40))
+		}
+	})
 	select {
 	case n.URL = <-urls:
 	case <-n.exited:
