@@ -50,7 +50,7 @@ const (
 	DefaultMaxQueued     = 50_000
 	DefaultMaxBatch      = 1_000
 	DefaultMaxCommit     = 5_000
-	DefaultCommitters    = 2
+	DefaultCommitters    = 1
 	DefaultCommitTimeout = 10 * time.Second
 )
 
@@ -76,8 +76,10 @@ type Config struct {
 	MaxBatch int
 	// MaxCommit bounds the events of one commit (default 5,000).
 	MaxCommit int
-	// Workers run pipelines (default GOMAXPROCS); Committers commit
-	// (default 2, so one batch is processed while another commits).
+	// Workers run pipelines (default GOMAXPROCS) while Committers commit
+	// (default 1: concurrent commits of one store contend for the same
+	// issue and count rows, so a second committer mostly waits; see
+	// RATIONALE.md).
 	Workers, Committers int
 	// CommitTimeout bounds one commit (default 10 s).
 	CommitTimeout time.Duration
