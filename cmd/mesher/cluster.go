@@ -127,13 +127,13 @@ func (r singletonRouter) Route(ctx context.Context, name, sha string, settings, 
 	if self {
 		return nil, true, nil
 	}
-	if owner == "" {
-		// This node has not read the lease yet: the registry says who
-		// owns it, with the fencing token in the instance id.
-		for _, in := range r.c.Registry()[name] {
-			if t, err := strconv.ParseInt(strings.TrimPrefix(in.ID, "singleton-"), 10, 64); in.Kind == "singleton" && err == nil {
-				owner, token = in.Node, t
-			}
+	// The lease as this node last read it may be older than what the
+	// registry already shows: the owner announces its holding, with the
+	// fencing token in the instance id, as soon as it takes the lease.
+	// Tokens only grow, so the larger one names the newer holder.
+	for _, in := range r.c.Registry()[name] {
+		if t, err := strconv.ParseInt(strings.TrimPrefix(in.ID, "singleton-"), 10, 64); in.Kind == "singleton" && err == nil && t > token {
+			owner, token = in.Node, t
 		}
 	}
 	if owner == "" {

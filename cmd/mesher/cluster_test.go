@@ -73,9 +73,10 @@ func clusterEnv(t testing.TB, name, db, cookie string, gossip int, seeds ...int)
 }
 
 type testCluster struct {
-	nodes []*node
-	envs  []map[string]string
-	key   string
+	nodes   []*node
+	envs    []map[string]string
+	key     string
+	project string // the id of project "app"
 }
 
 // startCluster starts n nodes sharing one fresh database, with a project
@@ -95,7 +96,7 @@ func startTestCluster(t testing.TB, n int) *testCluster {
 	for _, nd := range tc.nodes {
 		waitFor(t, func() bool { return len(nd.alive()) == n })
 	}
-	_, tc.key = tc.nodes[0].project("app")
+	tc.project, tc.key = tc.nodes[0].project("app")
 	tc.nodes[0].uploadPlugin("scrub")
 	want(t, tc.nodes[0].do("PUT", "/api/v1/projects/app/pipeline", tc.nodes[0].Admin, `{"processors":[{"name":"scrub"}]}`), 200, "")
 	return tc
@@ -241,7 +242,21 @@ func TestClusterShipsWorkAndSurvivesACrash(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // stream interests reach n1 by gossip
+	// Stream interests reach n1 by gossip before any event is committed.
+	waitFor(t, func() bool {
+		interests, _ := n1.describe()["interests"].(map[string]any)
+		for _, p := range []*node{n2, n3} {
+			projects, _ := interests[p.env["MESHER_NODE_NAME"]].([]any)
+			found := false
+			for _, id := range projects {
+				found = found || id == tc.project
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
 
 	alive := []*node{n1, n2, n3}
 	var mu sync.Mutex

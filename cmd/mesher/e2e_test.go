@@ -227,7 +227,9 @@ func grep(s, sub string) string {
 // refills.
 func TestRateLimit(t *testing.T) {
 	env := nodeEnv(t, embeddedStore)
-	env["MESHER_RATE_LIMIT"] = "5"
+	// A token every 2 s: none comes back between two requests however
+	// slow the machine, and one does within the test.
+	env["MESHER_RATE_LIMIT"] = "0.5"
 	env["MESHER_RATE_BURST"] = "5"
 	n := startNode(t, env)
 	_, key := n.project("app")
@@ -237,8 +239,16 @@ func TestRateLimit(t *testing.T) {
 	if r.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}
-	time.Sleep(1100 * time.Millisecond) // 5 tokens per second come back
-	want(t, n.do("POST", "/api/v1/events", key, `{"message":"g"}`), 202, "")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r := n.do("POST", "/api/v1/events", key, `{"message":"g"}`)
+		if r.Status == 202 {
+			break
+		}
+		want(t, r, 429, "rate limit")
+		if time.Now().After(deadline) {
+			t.Fatal("no token came back within 10s at 0.5 per second")
+		}
+	}
 }
 
 // TestKillAfterAck kills the node right after a 202 and finds the event
@@ -304,7 +314,17 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 		}(g)
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := len(acked)
+		mu.Unlock()
+		if got >= 20 {
+			break // requests are flowing: stop in the middle of them
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events acknowledged within 30s", got)
+		}
+	}
 	if err := n.stop(30 * time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, n.out)
 	}
