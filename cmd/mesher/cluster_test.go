@@ -42,6 +42,25 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
+// startGossipNode starts a cluster node on a free gossip port and returns
+// it with that port. The port is free when chosen but the process binds it
+// seconds later, and tests running beside this one bind ports too: if it
+// was taken meanwhile, the node starts again on another.
+func startGossipNode(t testing.TB, name, db, cookie string, seeds ...int) (*node, int) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		n, err := launch(t, clusterEnv(t, name, db, cookie, port, seeds...))
+		if err == nil {
+			return n, port
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("gossip port %d was taken before %s bound it; trying another", port, name)
+	}
+}
+
 // clusterEnv is the environment of one node of a test cluster sharing db.
 func clusterEnv(t testing.TB, name, db, cookie string, gossip int, seeds ...int) map[string]string {
 	env := map[string]string{
@@ -83,15 +102,19 @@ type testCluster struct {
 // "app" whose pipeline is scrub, and waits until every node sees them all.
 func startTestCluster(t testing.TB, n int) *testCluster {
 	db := pgtest.URL(t)
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
 	tc := &testCluster{}
+	var seed int
 	for i := 0; i < n; i++ {
-		env := clusterEnv(t, fmt.Sprintf("n%d", i+1), db, testCookie, ports[i], ports[0])
-		tc.envs = append(tc.envs, env)
-		tc.nodes = append(tc.nodes, startNode(t, env))
+		var seeds []int
+		if i > 0 {
+			seeds = []int{seed}
+		}
+		nd, port := startGossipNode(t, fmt.Sprintf("n%d", i+1), db, testCookie, seeds...)
+		if i == 0 {
+			seed = port
+		}
+		tc.envs = append(tc.envs, nd.env)
+		tc.nodes = append(tc.nodes, nd)
 	}
 	for _, nd := range tc.nodes {
 		waitFor(t, func() bool { return len(nd.alive()) == n })
@@ -354,9 +377,8 @@ drain:
 // becomes a member.
 func TestClusterRefusesWrongCookie(t *testing.T) {
 	db := pgtest.URL(t)
-	p1, p2 := freePort(t), freePort(t)
-	n1 := startNode(t, clusterEnv(t, "n1", db, testCookie, p1))
-	intruder := startNode(t, clusterEnv(t, "x1", db, "another-cookie-0123456789", p2, p1))
+	n1, p1 := startGossipNode(t, "n1", db, testCookie)
+	intruder, _ := startGossipNode(t, "x1", db, "another-cookie-0123456789", p1)
 	time.Sleep(3 * time.Second)
 	if got := n1.alive(); len(got) != 1 {
 		t.Fatalf("n1 sees %v, want only itself", got)

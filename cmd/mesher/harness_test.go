@@ -127,6 +127,17 @@ var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
 // startNode starts mesher serve with env and waits until it answers.
 func startNode(t testing.TB, env map[string]string) *node {
 	t.Helper()
+	n, err := launch(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// launch starts mesher serve with env and waits until it answers, or
+// returns why it did not, with what the process wrote.
+func launch(t testing.TB, env map[string]string) (*node, error) {
+	t.Helper()
 	n := &node{t: t, env: env, out: &syncBuffer{}, exited: make(chan struct{})}
 	n.cmd = exec.Command(mesherBinary(t), "serve")
 	n.cmd.Env = os.Environ()
@@ -136,11 +147,11 @@ func startNode(t testing.TB, env map[string]string) *node {
 	n.Admin = env["MESHER_ADMIN_TOKEN"]
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	n.cmd.Stderr = n.out
 	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	urls := make(chan string, 1)
 	go func() {
@@ -166,9 +177,9 @@ func startNode(t testing.TB, env map[string]string) *node {
 	select {
 	case n.URL = <-urls:
 	case <-n.exited:
-		t.Fatalf("mesher exited at start: %v\n%s", n.exitErr, n.out)
+		return nil, fmt.Errorf("mesher exited at start: %v\n%s", n.exitErr, n.out)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("mesher did not start within 60s\n%s", n.out)
+		return nil, fmt.Errorf("mesher did not start within 60s\n%s", n.out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -176,11 +187,11 @@ func startNode(t testing.TB, env map[string]string) *node {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return n
+				return n, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mesher never became healthy: %v\n%s", err, n.out)
+			return nil, fmt.Errorf("mesher never became healthy: %v\n%s", err, n.out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
