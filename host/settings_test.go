@@ -60,10 +60,11 @@ func TestSettings(t *testing.T) {
 		})
 
 		// The key and project are cached by now; a new limit still applies
-		// to the next request.
+		// to the next request. One token per 100 s: the bucket cannot
+		// refill between b and c, however slow the machine.
 		n.must(202, "POST", "/api/v1/events", proj.APIKey, `{"message":"a"}`)
-		n.must(200, "PUT", "/api/v1/projects/app/settings", adminToken, `{"retention_days":7,"rate_limit":1,"rate_burst":1}`).decode(t, &s)
-		if s.RetentionDays != 7 || s.Effective.RetentionDays != 7 || s.Effective.RateLimit != 1 || s.Effective.RateBurst != 1 {
+		n.must(200, "PUT", "/api/v1/projects/app/settings", adminToken, `{"retention_days":7,"rate_limit":0.01,"rate_burst":1}`).decode(t, &s)
+		if s.RetentionDays != 7 || s.Effective.RetentionDays != 7 || s.Effective.RateLimit != 0.01 || s.Effective.RateBurst != 1 {
 			t.Errorf("after PUT: %+v", s)
 		}
 		n.must(202, "POST", "/api/v1/events", proj.APIKey, `{"message":"b"}`)

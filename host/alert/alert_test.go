@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -416,17 +417,20 @@ func TestCloseCancelsDelivery(t *testing.T) {
 	for hits.Load() == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Bounds generous for a loaded machine: the receiver never answers,
+	// so only canceling the attempt lets Close return (the logged error
+	// says which ended it).
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	start := time.Now()
 	if err := e.Close(cctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Close took %v", d)
 	}
 	ds, err := s.ListWebhookDeliveries(ctx, r.ID, 10)
-	if err != nil || len(ds) != 1 || ds[0].Success || ds[0].Error == "" {
+	if err != nil || len(ds) != 1 || ds[0].Success || !strings.Contains(ds[0].Error, "canceled") {
 		t.Fatalf("delivery log after Close: %+v, %v; want one canceled attempt", ds, err)
 	}
 }
@@ -487,6 +491,11 @@ func TestIssueRules(t *testing.T) {
 		as = waitFor(2)
 		if len(as) != 2 || as[0].RuleID != reg.ID || as[0].Condition != store.ConditionRegression || as[0].IssueID != first.IssueID {
 			t.Fatalf("after a regression: %+v", as)
+		}
+		// The worker broadcasts after storing the alert: wait for both
+		// messages before checking that nothing more comes.
+		for deadline := time.Now().Add(10 * time.Second); len(pub.all()) < 2 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
 		}
 		time.Sleep(50 * time.Millisecond) // nothing more comes
 		if got := len(alerts(t, s, p)); got != 2 {

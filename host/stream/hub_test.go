@@ -346,7 +346,10 @@ func TestLag(t *testing.T) {
 // neither Publish nor the other subscribers anything, and is disconnected
 // once a write has blocked for WriteTimeout.
 func TestStalledSubscriber(t *testing.T) {
-	h, srv := startHub(t, Config{BufferSize: 8, WriteTimeout: 2 * time.Second})
+	// WriteTimeout is long enough for the drops to pile up first, even on
+	// a loaded machine.
+	const writeTimeout = 10 * time.Second
+	h, srv := startHub(t, Config{BufferSize: 8, WriteTimeout: writeTimeout})
 	dial(t, srv, "p", "") // never reads
 	live := dial(t, srv, "p", "")
 	body := json.RawMessage(`"` + strings.Repeat("x", 64<<10) + `"`)
@@ -373,11 +376,20 @@ func TestStalledSubscriber(t *testing.T) {
 			t.Fatalf("live client got %.40s, want %s…", got, want)
 		}
 	}
-	waitFor(t, "the stalled subscriber to be disconnected", func() bool { return h.Subscribers() == 1 })
+	// Its blocked write started before the drops: it times out within
+	// writeTimeout from now.
+	for deadline := time.Now().Add(writeTimeout + 10*time.Second); h.Subscribers() != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers %v after the drops, want the stalled one disconnected", h.Subscribers(), writeTimeout+10*time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestPingKeepsLiveClient(t *testing.T) {
-	const interval, wait = 25 * time.Millisecond, 250 * time.Millisecond
+	// Long enough that a pause of the test process (race detector,
+	// garbage collector, a loaded machine) does not miss PongWait.
+	const interval, wait = 200 * time.Millisecond, 2 * time.Second
 	h, srv := startHub(t, Config{PingInterval: interval, PongWait: wait})
 	c := dial(t, srv, "p", "")
 	pings := make(chan struct{}, 100)
@@ -394,7 +406,7 @@ func TestPingKeepsLiveClient(t *testing.T) {
 			}
 		}
 	}()
-	// 25 pings span at least 2.5 × PongWait.
+	// 25 pings span at least 25 × 200 ms = 2.5 × PongWait.
 	for i := range 25 {
 		select {
 		case <-pings:
