@@ -114,16 +114,28 @@ func TestLeases(t *testing.T) {
 
 func TestLeaseRealExpiry(t *testing.T) {
 	s := open(t, postgres.Config{PartitionInterval: -1})
+	// While a lease is valid another owner is refused. A long TTL, so that
+	// the two calls need not run within a short time of each other.
+	checkLease(t, "acquire", acquire(t, s, "held", "node-a", 30*time.Second), "node-a", 1, true)
+	checkLease(t, "while valid", acquire(t, s, "held", "node-b", 30*time.Second), "node-a", 1, false)
+
+	// A short lease runs out by the database's clock, with no help, and
+	// another owner takes it then, not before.
 	const ttl = 300 * time.Millisecond
-	checkLease(t, "acquire", acquire(t, s, "p", "node-a", ttl), "node-a", 1, true)
-	checkLease(t, "while valid", acquire(t, s, "p", "node-b", ttl), "node-a", 1, false)
+	first := acquire(t, s, "p", "node-a", ttl)
+	checkLease(t, "acquire short", first, "node-a", 1, true)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l := acquire(t, s, "p", "node-b", ttl)
 		if l.Held {
 			checkLease(t, "after expiry", l, "node-b", 2, true)
+			// The statement sets expires_at to its now() + ttl.
+			if took := l.Expires.Add(-ttl); took.Before(first.Expires) {
+				t.Errorf("node-b took the lease at %v by the database's clock, before it expired at %v", took, first.Expires)
+			}
 			return
 		}
+		checkLease(t, "before expiry", l, "node-a", 1, false)
 		if time.Now().After(deadline) {
 			t.Fatalf("node-b never took the lease: %+v", l)
 		}
