@@ -162,6 +162,12 @@ func (r *Relay) send(name string, p *relayPeer) {
 		for {
 			p.mu.Lock()
 			n := min(len(p.queue), relayBatch)
+			if n == 0 {
+				// Notices of losses wait for the next message, as a
+				// subscriber's own notice does.
+				p.mu.Unlock()
+				break
+			}
 			batch := make([]StreamMessage, 0, len(p.lost)+n)
 			for project, lost := range p.lost {
 				batch = append(batch, StreamMessage{ProjectID: project, Type: TypeLagged, Dropped: lost})
@@ -170,14 +176,6 @@ func (r *Relay) send(name string, p *relayPeer) {
 			batch = append(batch, p.queue[:n]...)
 			p.queue = p.queue[n:]
 			p.mu.Unlock()
-			if n == 0 {
-				// Only notices of losses: they wait for the next message,
-				// as a subscriber's own notice does.
-				p.mu.Lock()
-				p.dropLocked(batch...)
-				p.mu.Unlock()
-				break
-			}
 			body, _ := json.Marshal(batch)
 			ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 			_, _, err := r.c.call(ctx, name, http.MethodPost, "/internal/v1/stream", body)

@@ -314,7 +314,8 @@ func (r *Runtime) Load(ctx context.Context, bin []byte) (*Module, error) {
 // compiling, and a later or concurrent Load of the same bytes waits for
 // that one compilation instead of starting another. A large module can
 // take longer to compile than a caller waits (a remote spawn on a slow
-// machine), and its retry then finds the work done.
+// machine), and its retry then finds the work done. bin must therefore not
+// be modified after the call, even when it returns early.
 func (r *Runtime) LoadWithLimits(ctx context.Context, bin []byte, limits Limits) (*Module, error) {
 	limits = limits.or(r.cfg.Limits)
 	if len(bin) > MaxModuleSize {
