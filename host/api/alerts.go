@@ -183,10 +183,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	if err != nil {
 		return err
 	}
-	if rules == nil {
-		rules = []*store.AlertRule{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"alert_rules": rules})
+	writeJSON(w, http.StatusOK, map[string]any{"alert_rules": nonNil(rules)})
 	return nil
 }
 
@@ -268,10 +265,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, ps httprout
 	if err != nil {
 		return err
 	}
-	if ds == nil {
-		ds = []*store.WebhookDelivery{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": ds})
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": nonNil(ds)})
 	return nil
 }
 
@@ -318,10 +312,7 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		s := a.encodeCursor("alerts", p.ID, alertCursor{last.FiredAt.UnixMicro(), last.ID})
 		next = &s
 	}
-	if alerts == nil {
-		alerts = []*store.Alert{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": alerts, "next_cursor": next})
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": nonNil(alerts), "next_cursor": next})
 	return nil
 }
 

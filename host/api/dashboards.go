@@ -217,10 +217,7 @@ func (a *API) dashboardTags(w http.ResponseWriter, r *http.Request, ps httproute
 	if err != nil {
 		return err
 	}
-	if values == nil {
-		values = []store.TagValueCount{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"key": key, "from": from, "to": to, "values": values})
+	writeJSON(w, http.StatusOK, map[string]any{"key": key, "from": from, "to": to, "values": nonNil(values)})
 	return nil
 }
 

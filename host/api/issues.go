@@ -146,10 +146,7 @@ func (a *API) listIssues(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		s := a.encodeCursor("issues", p.ID, issueCursor{last.LastSeen.UnixMicro(), last.ID})
 		next = &s
 	}
-	if issues == nil {
-		issues = []*store.Issue{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"issues": issues, "next_cursor": next})
+	writeJSON(w, http.StatusOK, map[string]any{"issues": nonNil(issues), "next_cursor": next})
 	return nil
 }
 

@@ -163,10 +163,7 @@ func (a *API) listProjects(w http.ResponseWriter, r *http.Request, _ httprouter.
 		return err
 	}
 	ps = slices.DeleteFunc(ps, func(p *store.Project) bool { return c.roleIn(p.OrgID) == RoleNone })
-	if ps == nil {
-		ps = []*store.Project{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"projects": ps})
+	writeJSON(w, http.StatusOK, map[string]any{"projects": nonNil(ps)})
 	return nil
 }
 
@@ -230,10 +227,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	if err != nil {
 		return err
 	}
-	if keys == nil {
-		keys = []*store.APIKey{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
+	writeJSON(w, http.StatusOK, map[string]any{"api_keys": nonNil(keys)})
 	return nil
 }
 
@@ -418,9 +412,7 @@ func (a *API) getPipeline(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if err != nil {
 		return err
 	}
-	if sp.Steps == nil {
-		sp.Steps = []store.Step{}
-	}
+	sp.Steps = nonNil(sp.Steps)
 	writeJSON(w, http.StatusOK, sp)
 	return nil
 }

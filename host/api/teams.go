@@ -59,10 +59,7 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		}
 		orgs = []*store.Org{o}
 	}
-	if orgs == nil {
-		orgs = []*store.Org{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"orgs": orgs})
+	writeJSON(w, http.StatusOK, map[string]any{"orgs": nonNil(orgs)})
 	return nil
 }
 
@@ -149,10 +146,7 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if err != nil {
 		return err
 	}
-	if ms == nil {
-		ms = []*store.Member{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"members": ms})
+	writeJSON(w, http.StatusOK, map[string]any{"members": nonNil(ms)})
 	return nil
 }
 
@@ -342,10 +336,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	if err != nil {
 		return err
 	}
-	if ts == nil {
-		ts = []*store.MemberToken{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": nonNil(ts)})
 	return nil
 }
 
